@@ -1,0 +1,39 @@
+// @ts-check
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const restrict = (patterns) => ({ 'no-restricted-imports': ['error', { patterns }] });
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', 'bench/results/', '.gpu/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  // The dependency direction of the design card, enforced: codecs are pure; the runtime knows
+  // nothing of HTTP or codecs; only src/config reads the environment.
+  {
+    files: ['src/codecs/**/*.ts'],
+    rules: restrict([
+      { group: ['fastify', 'onnxruntime-node', 'piscina', 'node:fs*', 'node:net', 'node:http*'], message: 'codecs are pure: bytes in, tensors out' },
+      { group: ['../server/*', '../runtime/*', '../config/*'], message: 'codecs depend only on tensor.ts and errors.ts' },
+    ]),
+  },
+  {
+    files: ['src/runtime/**/*.ts'],
+    rules: restrict([
+      { group: ['fastify', '../server/*'], message: 'the runtime knows nothing of HTTP' },
+      { group: ['../codecs/*', '!../codecs/tensor.js'], message: 'the runtime takes tensors, not bytes' },
+    ]),
+  },
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/config/**', 'src/main.ts'],
+    rules: {
+      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'read configuration from the Config object' }],
+    },
+  },
+);

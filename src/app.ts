@@ -1,0 +1,77 @@
+/**
+ * The composition root: builds the runtime and the HTTP app from a validated Config, without
+ * listening. `main.ts` listens and handles signals; tests call this directly.
+ */
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Config } from './config/schema.js';
+import { Runtime } from './runtime/runtime.js';
+import { installBodyParser } from './server/content-types.js';
+import { InferdError } from './errors.js';
+import { installErrorHandler, sendError } from './server/error-handler.js';
+import { healthRoutes } from './server/routes/health.js';
+import { invocationRoutes } from './server/routes/invocations.js';
+
+export interface App {
+  readonly http: FastifyInstance;
+  readonly runtime: Runtime;
+}
+
+const MIB = 1024 * 1024;
+
+/**
+ * One debug line per request once it is answered, named by the SageMaker inference id when the
+ * client sent one; nothing for /ping, which SageMaker calls every few seconds.
+ */
+class RequestLog extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (request.url === '/ping') return;
+    request.log.debug({ status: reply.statusCode, ms: reply.elapsedTime, err: error ?? undefined }, 'request completed');
+  }
+}
+
+export function buildApp(config: Config): App {
+  const bodyLimitBytes = Math.floor(config.server.maxPayloadMb * MIB);
+  const http = Fastify({
+    logger: { level: config.server.logLevel },
+    // SageMaker's inference id, when a client sends one, names the request in every log line.
+    requestIdHeader: 'x-amzn-sagemaker-inference-id',
+    logController: new RequestLog(),
+    bodyLimit: bodyLimitBytes,
+    // A slow-body client must not hold a connection past the invocation timeout.
+    requestTimeout: (config.server.invocationTimeoutS + 5) * 1000,
+    // SageMaker's balancer keeps connections open; outlive its idle timeout.
+    keepAliveTimeout: 65_000,
+    // Our own onRequest hook answers during shutdown, in inferd's error shape.
+    return503OnClosing: false,
+  });
+  const runtime = new Runtime(config, http.log);
+
+  installBodyParser(http, bodyLimitBytes);
+  installErrorHandler(http, { maxPayloadMb: config.server.maxPayloadMb });
+
+  // Shutdown: from the first moment /ping answers 503 and new requests are refused, while the
+  // requests already accepted run to the end; only once HTTP has drained do the workers stop.
+  const lifecycle = { closing: false };
+  http.addHook('preClose', async () => {
+    lifecycle.closing = true;
+  });
+  http.addHook('onRequest', async (request, reply) => {
+    if (lifecycle.closing && request.url !== '/ping') {
+      reply.header('connection', 'close');
+      return sendError(reply, new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down'));
+    }
+  });
+  // Node keeps a keep-alive connection open after close() unless the response says otherwise.
+  http.addHook('onSend', async (_request, reply) => {
+    if (lifecycle.closing) reply.header('connection', 'close');
+  });
+  http.addHook('onClose', async () => {
+    await runtime.close();
+  });
+
+  void http.register(healthRoutes(runtime, config, lifecycle));
+  void http.register(invocationRoutes(runtime, config));
+  return { http, runtime };
+}

@@ -1,0 +1,145 @@
+/**
+ * text/csv: headerless, one record per line, RFC 4180 quoting. Requests need a model with a
+ * single 2-D numeric input; responses put every output of a record on its line, flattened.
+ */
+import { invalidInput, malformedBody, unsupportedMediaType } from '../errors.js';
+import type { DecodedRequest, RequestDecoder, ResponseEncoder } from './codec.js';
+import { csvRecord, outputColumns } from './rows.js';
+import { checkInputs } from './signature-check.js';
+import { allocate, type DType, type ModelSignature, type TensorData, type TensorSpec } from './tensor.js';
+import { describeValue, leafWriter } from './values.js';
+
+const COMMA = 0x2c;
+const QUOTE = 0x22;
+const CR = 0x0d;
+const LF = 0x0a;
+const BOM = '\uFEFF';
+
+function csvInput(signature: ModelSignature): TensorSpec {
+  const [spec] = signature.inputs;
+  if (signature.inputs.length !== 1 || !spec || spec.shape.length !== 2 || spec.dtype === 'bool') {
+    throw unsupportedMediaType('text/csv needs a model with a single 2-D numeric input; use application/json');
+  }
+  return spec;
+}
+
+/** The field as a number, or its digits when an int64 would not survive float64; undefined if not numeric. */
+function parseField(field: string, dtype: DType): number | string | undefined {
+  const number = Number(field);
+  if (Number.isNaN(number)) return field.trim() === 'NaN' ? number : undefined;
+  if (number === 0 && field.trim() === '') return undefined;
+  return dtype === 'int64' && !Number.isSafeInteger(number) ? field.trim() : number;
+}
+
+function resized(data: TensorData, dtype: DType, length: number): TensorData {
+  const out = allocate(dtype, length);
+  (out as Uint8Array).set((data as Uint8Array).subarray(0, Math.min(length, data.length)));
+  return out;
+}
+
+function countLines(body: Buffer): number {
+  let lines = 1;
+  for (let at = body.indexOf(LF); at !== -1; at = body.indexOf(LF, at + 1)) lines++;
+  return lines;
+}
+
+function decodeCsv(body: Buffer, signature: ModelSignature): DecodedRequest {
+  const spec = csvInput(signature);
+  if (body.length === 0) throw malformedBody('the body is empty');
+  const { dtype } = spec;
+  const write = leafWriter(dtype);
+  const fixedWidth = spec.shape[1] ?? undefined;
+  let width = fixedWidth;
+  let data = allocate(dtype, countLines(body) * (fixedWidth ?? 1));
+  let count = 0;
+  let records = 0;
+
+  let text = body.toString('utf8');
+  if (text.startsWith(BOM)) text = text.slice(1);
+  const end = text.length;
+  let i = 0;
+  let line = 1;
+
+  const store = (field: string, fieldLine: number, column: number): void => {
+    const value = parseField(field, dtype);
+    if (count === data.length) data = resized(data, dtype, data.length * 2);
+    const problem = value === undefined ? `expected a number, got ${describeValue(field)}` : write(data, count, value);
+    if (problem !== undefined) throw invalidInput(`line ${fieldLine}, column ${column}: ${problem}`);
+    count++;
+  };
+
+  while (i < end) {
+    const first = text.charCodeAt(i);
+    if (first === LF || (first === CR && text.charCodeAt(i + 1) === LF)) {
+      i += first === LF ? 1 : 2;
+      line++;
+      continue;
+    }
+    const recordLine = line;
+    let fields = 0;
+    for (;;) {
+      const fieldLine = line;
+      let field: string;
+      if (text.charCodeAt(i) === QUOTE) {
+        field = '';
+        let from = ++i;
+        for (;;) {
+          const close = text.indexOf('"', i);
+          if (close === -1) throw malformedBody(`line ${fieldLine}: a quoted field is not closed`);
+          for (let at = text.indexOf('\n', i); at !== -1 && at < close; at = text.indexOf('\n', at + 1)) line++;
+          if (text.charCodeAt(close + 1) !== QUOTE) {
+            field += text.slice(from, close);
+            i = close + 1;
+            break;
+          }
+          field += text.slice(from, close + 1);
+          i = from = close + 2;
+        }
+        const next = text.charCodeAt(i);
+        const atEnd = i === end || next === COMMA || next === LF || (next === CR && text.charCodeAt(i + 1) === LF);
+        if (!atEnd) throw malformedBody(`line ${line}: unexpected character after a closing quote`);
+      } else {
+        let stop = i;
+        while (stop < end) {
+          const code = text.charCodeAt(stop);
+          if (code === COMMA || code === LF) break;
+          stop++;
+        }
+        const crlf = stop > i && text.charCodeAt(stop) === LF && text.charCodeAt(stop - 1) === CR;
+        field = text.slice(i, crlf ? stop - 1 : stop);
+        i = stop;
+      }
+      store(field, fieldLine, ++fields);
+      if (text.charCodeAt(i) !== COMMA) break;
+      i++;
+    }
+    if (text.charCodeAt(i) === CR) i++;
+    if (text.charCodeAt(i) === LF) {
+      i++;
+      line++;
+    }
+    width ??= fields;
+    if (fields !== width) throw invalidInput(`line ${recordLine} has ${fields} fields, expected ${width}`);
+    records++;
+  }
+
+  if (records === 0) throw malformedBody('the body has no records, only blank lines');
+  const inputs = { [spec.name]: { dtype, dims: [records, width as number], data: count === data.length ? data : resized(data, dtype, count) } };
+  checkInputs(inputs, signature);
+  return { inputs, style: 'predictions' };
+}
+
+export const csvDecoder: RequestDecoder = {
+  mediaType: 'text/csv',
+  decode: decodeCsv,
+};
+
+export const csvEncoder: ResponseEncoder = {
+  mediaType: 'text/csv',
+  encode(outputs, signature) {
+    const { columns, rows } = outputColumns(outputs, signature);
+    let text = '';
+    for (let row = 0; row < rows; row++) text += `${csvRecord(columns, row)}\n`;
+    return Buffer.from(text, 'utf8');
+  },
+};

@@ -1,0 +1,90 @@
+/**
+ * Named tensors: the one data shape that crosses every boundary in inferd (codecs, runtime,
+ * worker threads). Plain data only, so it can be structured-cloned or transferred.
+ */
+
+export const DTYPES = ['float32', 'float64', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'int64', 'bool'] as const;
+export type DType = (typeof DTYPES)[number];
+
+export type TensorData =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Uint8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | BigInt64Array;
+
+export interface Tensor {
+  readonly dtype: DType;
+  readonly dims: readonly number[];
+  /** Row-major, little-endian (the platform's) values. `bool` is one byte per value. */
+  readonly data: TensorData;
+}
+
+export type NamedTensors = Record<string, Tensor>;
+
+/** A tensor as the model declares it: `null` marks a dynamic dimension. */
+export interface TensorSpec {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly (number | null)[];
+}
+
+export interface ModelSignature {
+  readonly inputs: readonly TensorSpec[];
+  readonly outputs: readonly TensorSpec[];
+}
+
+type TypedArrayConstructor = {
+  new (length: number): TensorData;
+  new (buffer: ArrayBufferLike, byteOffset?: number, length?: number): TensorData;
+  readonly BYTES_PER_ELEMENT: number;
+};
+
+const ARRAY_TYPES: Record<DType, TypedArrayConstructor> = {
+  float32: Float32Array,
+  float64: Float64Array,
+  int8: Int8Array,
+  uint8: Uint8Array,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  int32: Int32Array,
+  int64: BigInt64Array as unknown as TypedArrayConstructor,
+  bool: Uint8Array,
+};
+
+export function bytesPerElement(dtype: DType): number {
+  return ARRAY_TYPES[dtype].BYTES_PER_ELEMENT;
+}
+
+export function allocate(dtype: DType, length: number): TensorData {
+  return new ARRAY_TYPES[dtype](length);
+}
+
+/** A view of `byteLength / bytesPerElement` values over a buffer; the caller checks alignment. */
+export function view(dtype: DType, buffer: ArrayBufferLike, byteOffset: number, length: number): TensorData {
+  return new ARRAY_TYPES[dtype](buffer, byteOffset, length);
+}
+
+export function elementCount(dims: readonly number[]): number {
+  let count = 1;
+  for (const d of dims) count *= d;
+  return count;
+}
+
+export function isFloat(dtype: DType): boolean {
+  return dtype === 'float32' || dtype === 'float64';
+}
+
+/**
+ * Copies a tensor's bytes into a fresh ArrayBuffer of exactly its size. Worker hand-off needs
+ * this: a view into Node's shared 8 KiB Buffer pool is cloned whole when transferred.
+ */
+export function toOwnedTensor(tensor: Tensor): Tensor {
+  const src = tensor.data;
+  const owned = allocate(tensor.dtype, src.length);
+  (owned as Uint8Array).set(src as unknown as Uint8Array);
+  return { dtype: tensor.dtype, dims: [...tensor.dims], data: owned };
+}

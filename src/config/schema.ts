@@ -1,0 +1,126 @@
+/**
+ * The one configuration schema. Every setting has a default and a description; the README's
+ * configuration table is generated from this file (`npm run docs`) and a test fails when the
+ * committed table is stale. Sources, later winning: defaults < JSON file < environment < CLI.
+ */
+import { z } from 'zod';
+
+const seconds = (description: string, fallback: number) =>
+  z.coerce.number().positive().default(fallback).describe(description);
+
+/** `SAGEMAKER_CONTAINER_LOG_LEVEL` is numeric in SageMaker (Python logging levels); names work too. */
+const PYTHON_LOG_LEVELS: Record<string, string> = { '10': 'debug', '20': 'info', '30': 'warn', '40': 'error', '50': 'fatal' };
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+const logLevel = z.preprocess(
+  (value) => {
+    if (typeof value !== 'string' && typeof value !== 'number') return value;
+    const text = String(value).trim().toLowerCase();
+    return PYTHON_LOG_LEVELS[text] ?? (text === 'warning' ? 'warn' : text === 'critical' ? 'fatal' : text);
+  },
+  z.enum(LOG_LEVELS),
+);
+
+const booleanFlag = z.preprocess((value) => {
+  if (typeof value !== 'string') return value;
+  const text = value.trim().toLowerCase();
+  if (['true', '1', 'yes'].includes(text)) return true;
+  if (['false', '0', 'no', ''].includes(text)) return false;
+  return value;
+}, z.boolean());
+
+export const ConfigSchema = z
+  .object({
+    server: z
+      .object({
+        port: z.coerce.number().int().min(0).max(65535).default(8080).describe('TCP port to serve on (bound on `host`); 0 picks a free one.'),
+        host: z.string().min(1).default('0.0.0.0').describe('Interface to bind.'),
+        safePortRange: z
+          .string()
+          .regex(/^\d{1,5}-\d{1,5}$/, 'must look like "XXXX-YYYY"')
+          .optional()
+          .describe('Ports SageMaker reserves for the container\'s internal listeners ("XXXX-YYYY"); inferd needs none, it is only validated.'),
+        maxPayloadMb: z.coerce.number().positive().max(1024).default(6).describe('Largest request body, in MiB; larger bodies get 413.'),
+        invocationTimeoutS: seconds('Longest time an invocation may take, queueing included; then 504.', 60),
+        defaultAccept: z
+          .string()
+          .min(1)
+          .default('application/json')
+          .describe('Response type when `Accept` is absent or `*/*`.'),
+        logLevel: logLevel.default('info').describe('Log level: trace, debug, info, warn, error, fatal, silent, or SageMaker\'s numeric 10-50.'),
+        shutdownTimeoutS: seconds('Longest drain on SIGTERM before the process exits anyway (SageMaker kills at 30 s).', 25),
+      })
+      .strict()
+      .prefault({}),
+    model: z
+      .object({
+        dir: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('Model directory; unset: `/opt/ml/model` when it exists, else the bundled example `models/churn-forest`.'),
+        workers: z.coerce
+          .number()
+          .int()
+          .min(1)
+          .max(256)
+          .optional()
+          .describe('Worker threads (one ONNX Runtime session each); unset: (cores - 1) / intraOpNumThreads, at least 1. `inferd.json` overrides.'),
+        maxQueueSize: z.coerce.number().int().min(1).default(256).describe('Requests that may wait for a worker; beyond it, 503 with `Retry-After`.'),
+        requireGpu: booleanFlag.default(false).describe('Fail startup instead of falling back to CPU when the CUDA provider cannot load.'),
+      })
+      .strict()
+      .prefault({}),
+    batch: z
+      .object({
+        enabled: booleanFlag.default(false).describe('Set by SageMaker inside a batch transform job.'),
+        strategy: z
+          .enum(['SINGLE_RECORD', 'MULTI_RECORD'])
+          .default('MULTI_RECORD')
+          .describe('`BatchStrategy` announced on `/execution-parameters`.'),
+        maxConcurrentTransforms: z.coerce
+          .number()
+          .int()
+          .min(1)
+          .optional()
+          .describe('`MaxConcurrentTransforms` announced on `/execution-parameters`; unset: the worker count.'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    const range = config.server.safePortRange?.split('-').map(Number);
+    if (range && (range[0]! > range[1]! || range[1]! > 65535)) {
+      ctx.addIssue({ code: 'custom', path: ['server', 'safePortRange'], message: 'must be an ascending range of ports' });
+    }
+  });
+
+export type Config = z.output<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+
+/** Where each environment variable lands in the schema. SageMaker's own names first. */
+export const ENV_VARS: Record<string, readonly [keyof Config, string]> = {
+  SAGEMAKER_BIND_TO_PORT: ['server', 'port'],
+  SAGEMAKER_SAFE_PORT_RANGE: ['server', 'safePortRange'],
+  SAGEMAKER_MAX_PAYLOAD_IN_MB: ['server', 'maxPayloadMb'],
+  SAGEMAKER_MODEL_SERVER_TIMEOUT: ['server', 'invocationTimeoutS'],
+  SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: ['server', 'defaultAccept'],
+  SAGEMAKER_CONTAINER_LOG_LEVEL: ['server', 'logLevel'],
+  SAGEMAKER_MODEL_SERVER_WORKERS: ['model', 'workers'],
+  SAGEMAKER_BATCH: ['batch', 'enabled'],
+  SAGEMAKER_BATCH_STRATEGY: ['batch', 'strategy'],
+  SAGEMAKER_MAX_CONCURRENT_TRANSFORMS: ['batch', 'maxConcurrentTransforms'],
+  INFERD_HOST: ['server', 'host'],
+  INFERD_SHUTDOWN_TIMEOUT_S: ['server', 'shutdownTimeoutS'],
+  INFERD_MODEL_DIR: ['model', 'dir'],
+  INFERD_MAX_QUEUE_SIZE: ['model', 'maxQueueSize'],
+  INFERD_REQUIRE_GPU: ['model', 'requireGpu'],
+};
+
+/** CLI flags of `inferd serve`, and where they land. */
+export const CLI_FLAGS: Record<string, readonly [keyof Config, string]> = {
+  port: ['server', 'port'],
+  'model-dir': ['model', 'dir'],
+  workers: ['model', 'workers'],
+};

@@ -1,0 +1,76 @@
+/**
+ * The one error hierarchy. Every error that reaches a client is an InferdError with a stable
+ * `code` and the HTTP status that code maps to; the mapping lives here and nowhere else.
+ * Errors crossing the worker boundary travel as `{ code, message }` and are rebuilt with
+ * `errorFromCode`, so callers match on `code`, never on `instanceof` across threads.
+ */
+
+export const ERROR_CODES = {
+  INFERD_ERR_BODY_MALFORMED: { status: 400, summary: 'The body cannot be parsed as its Content-Type says.' },
+  INFERD_ERR_BODY_EMPTY: { status: 400, summary: 'The request has no body.' },
+  INFERD_ERR_NOT_FOUND: { status: 404, summary: 'No such route.' },
+  INFERD_ERR_NOT_ACCEPTABLE: {
+    status: 406,
+    summary: 'No supported response format matches `Accept`, or the format cannot carry the model outputs.',
+  },
+  INFERD_ERR_PAYLOAD_TOO_LARGE: { status: 413, summary: 'The body is larger than `SAGEMAKER_MAX_PAYLOAD_IN_MB`.' },
+  INFERD_ERR_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    summary: 'The `Content-Type` is not supported, or not for this model.',
+  },
+  INFERD_ERR_INPUT_INVALID: {
+    status: 422,
+    summary: 'The tensors do not match the model signature: names, dtype, rank, dimensions or element count.',
+  },
+  INFERD_ERR_CANCELLED: {
+    status: 499,
+    summary: 'The client closed the connection while its request was queued; logged only, nothing is sent.',
+  },
+  INFERD_ERR_QUEUE_FULL: { status: 503, summary: 'The inference queue is full; retry after `Retry-After` seconds.' },
+  INFERD_ERR_NOT_READY: { status: 503, summary: 'The model is still loading or warming up.' },
+  INFERD_ERR_SHUTTING_DOWN: { status: 503, summary: 'The server is draining before it exits.' },
+  INFERD_ERR_TIMEOUT: { status: 504, summary: 'No answer within `SAGEMAKER_MODEL_SERVER_TIMEOUT` seconds.' },
+  INFERD_ERR_INFERENCE_FAILED: { status: 500, summary: 'ONNX Runtime failed to run the model.' },
+  INFERD_ERR_INTERNAL: { status: 500, summary: 'An unexpected server error; details are logged, never returned.' },
+  INFERD_ERR_CONFIG_INVALID: { status: 500, summary: 'Startup only: the configuration is invalid (exit code 1).' },
+  INFERD_ERR_MODEL_LOAD_FAILED: { status: 500, summary: 'Startup only: the model cannot be loaded (exit code 1).' },
+} as const satisfies Record<string, { status: number; summary: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Seconds a client should wait before retrying a 503. */
+const RETRY_AFTER_SECONDS = 1;
+
+export class InferdError extends Error {
+  readonly code: ErrorCode;
+  readonly statusCode: number;
+  /** `Retry-After` for the transient (503) conditions. */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'InferdError';
+    this.code = code;
+    this.statusCode = ERROR_CODES[code].status;
+    this.retryAfterSeconds = this.statusCode === 503 ? RETRY_AFTER_SECONDS : undefined;
+  }
+
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);
+}
+
+export const malformedBody = (message: string, cause?: unknown) =>
+  new InferdError('INFERD_ERR_BODY_MALFORMED', message, { cause });
+export const invalidInput = (message: string) => new InferdError('INFERD_ERR_INPUT_INVALID', message);
+export const unsupportedMediaType = (message: string) => new InferdError('INFERD_ERR_UNSUPPORTED_MEDIA_TYPE', message);
+export const notAcceptable = (message: string) => new InferdError('INFERD_ERR_NOT_ACCEPTABLE', message);
+
+/** Rebuilds an error that crossed a thread boundary as plain `{ code, message }`. */
+export function errorFromCode(code: unknown, message: string): InferdError {
+  return new InferdError(isErrorCode(code) ? code : 'INFERD_ERR_INFERENCE_FAILED', message);
+}

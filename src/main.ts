@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+/**
+ * The only file that listens and handles signals. `inferd serve` and SageMaker's bare `serve`
+ * (docker run IMAGE serve) both land here.
+ */
+import { parseArgs } from 'node:util';
+import { buildApp } from './app.js';
+import { ConfigError, loadConfig } from './config/load-config.js';
+import { InferdError } from './errors.js';
+
+const USAGE = `Usage: inferd serve [--model-dir DIR] [--port N] [--workers N] [--config FILE]
+
+Serves the ONNX model in DIR over SageMaker's container contract (GET /ping, POST /invocations).
+Every setting can also come from the environment; see README.md, "Configuration".`;
+
+function parseCommandLine(argv: readonly string[]) {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    options: {
+      'model-dir': { type: 'string' },
+      port: { type: 'string' },
+      workers: { type: 'string' },
+      config: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  return { command: positionals[0], extra: positionals.slice(1), values };
+}
+
+async function serve(flags: Record<string, string | undefined>, configFile: string | undefined): Promise<void> {
+  const config = loadConfig({ flags, env: process.env, configFile });
+  const { http, runtime } = buildApp(config);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    http.log.info({ signal }, 'draining: refusing new requests, finishing those in flight');
+    const deadline = setTimeout(() => {
+      http.log.error(`drain took longer than ${config.server.shutdownTimeoutS} s; exiting anyway`);
+      process.exit(1);
+    }, config.server.shutdownTimeoutS * 1000);
+    deadline.unref();
+    await http.close();
+    http.log.info('drained; exiting');
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+
+  // Listen first: SageMaker wants connections accepted (and /ping answered 503) while loading.
+  await http.listen({ port: config.server.port, host: config.server.host });
+  try {
+    await runtime.start();
+  } catch (error) {
+    const code = error instanceof InferdError ? error.code : 'INFERD_ERR_MODEL_LOAD_FAILED';
+    http.log.fatal({ code }, (error as Error).message);
+    process.exit(1);
+  }
+}
+
+async function main(): Promise<void> {
+  let parsed: ReturnType<typeof parseCommandLine>;
+  try {
+    parsed = parseCommandLine(process.argv.slice(2));
+  } catch (error) {
+    console.error(`inferd: ${(error as Error).message}\n\n${USAGE}`);
+    process.exit(1);
+  }
+  const { command, extra, values } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  if (command !== 'serve' || extra.length > 0) {
+    console.error(`inferd: ${command === undefined ? 'missing command' : `unknown command "${[command, ...extra].join(' ')}"`}\n\n${USAGE}`);
+    process.exit(1);
+  }
+  const { config: configFile, help: _help, ...flags } = values;
+  try {
+    await serve(flags, configFile);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`inferd: ${error.message}`);
+      process.exit(1);
+    }
+    throw error;
+  }
+}
+
+await main();

@@ -1,0 +1,62 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { toOwnedTensor, type NamedTensors } from '../../codecs/tensor.js';
+import type { Config } from '../../config/schema.js';
+import { InferdError } from '../../errors.js';
+import type { Runtime } from '../../runtime/runtime.js';
+import { requestDecoder, responseEncoder } from '../content-types.js';
+
+const CUSTOM_ATTRIBUTES = 'x-amzn-sagemaker-custom-attributes';
+
+/**
+ * Tensors that view a slice of a larger buffer (the request body, Node's Buffer pool) are
+ * copied to exact-size buffers: transferring them to a worker would otherwise detach, or clone,
+ * bytes that are not theirs.
+ */
+function ownedInputs(inputs: NamedTensors): NamedTensors {
+  const owned: NamedTensors = {};
+  for (const [name, tensor] of Object.entries(inputs)) {
+    const { data } = tensor;
+    owned[name] = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? tensor : toOwnedTensor(tensor);
+  }
+  return owned;
+}
+
+/** Aborts when the client goes away before the response is written. */
+function clientGone(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort();
+  });
+  return controller.signal;
+}
+
+/** `POST /invocations`, and `POST /endpoints/:name/invocations` for unchanged SageMaker runtime clients. */
+export function invocationRoutes(runtime: Runtime, config: Config) {
+  const invoke = async (request: FastifyRequest, reply: FastifyReply) => {
+    const model = runtime.model;
+    if (!model || runtime.state !== 'ready') {
+      throw new InferdError(runtime.state === 'loading' ? 'INFERD_ERR_NOT_READY' : 'INFERD_ERR_SHUTTING_DOWN', `the server is ${runtime.state}`);
+    }
+    const { headers } = request;
+    const decoder = requestDecoder(headers['content-type']);
+    const encoder = responseEncoder(headers.accept, config.server.defaultAccept);
+    const body = request.body as Buffer | undefined;
+    if (!body || body.length === 0) throw new InferdError('INFERD_ERR_BODY_EMPTY', 'the request has no body');
+
+    const shapeHeader = headers['x-inferd-shape'];
+    const decoded = decoder.decode(body, model.signature, {
+      shapeHeader: Array.isArray(shapeHeader) ? shapeHeader[0] : shapeHeader,
+    });
+    const result = await runtime.infer(ownedInputs(decoded.inputs), { signal: clientGone(reply) });
+    const payload = encoder.encode(result.outputs, model.signature, { style: decoded.style, modelName: model.name });
+
+    const customAttributes = headers[CUSTOM_ATTRIBUTES];
+    if (customAttributes !== undefined) reply.header(CUSTOM_ATTRIBUTES, customAttributes);
+    return reply.type(encoder.mediaType).send(payload);
+  };
+
+  return async (app: FastifyInstance) => {
+    app.post('/invocations', invoke);
+    app.post('/endpoints/:endpointName/invocations', invoke);
+  };
+}

@@ -1,0 +1,119 @@
+/** Every error status of the contract, provoked against the real server. */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { MODELS, invoke, startServer, type TestServer } from '../helper.js';
+
+const ROW = Array.from({ length: 20 }, (_, i) => i / 10);
+
+function assertError(res: { status: number; text: string }, status: number, code: string) {
+  assert.equal(res.status, status, res.text);
+  const body = JSON.parse(res.text);
+  assert.deepEqual(Object.keys(body).sort(), ['code', 'message']);
+  assert.equal(body.code, code);
+  assert.doesNotMatch(body.message, /\n\s+at /, 'no stack trace');
+}
+
+describe('client errors on churn-forest', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer(MODELS.forest, { env: { SAGEMAKER_MAX_PAYLOAD_IN_MB: '0.01' } });
+  });
+  after(() => server.http.close());
+
+  const cases: Array<[string, string | Uint8Array, Record<string, string>, number, string]> = [
+    ['malformed JSON', '{"instances": [', { 'content-type': 'application/json' }, 400, 'INFERD_ERR_BODY_MALFORMED'],
+    ['unknown JSON envelope', '{"rows": []}', { 'content-type': 'application/json' }, 400, 'INFERD_ERR_BODY_MALFORMED'],
+    ['empty body', '', { 'content-type': 'application/json' }, 400, 'INFERD_ERR_BODY_EMPTY'],
+    ['unsupported Accept', JSON.stringify([ROW]), { 'content-type': 'application/json', accept: 'image/png' }, 406, 'INFERD_ERR_NOT_ACCEPTABLE'],
+    ['unsupported Content-Type', 'x', { 'content-type': 'image/png' }, 415, 'INFERD_ERR_UNSUPPORTED_MEDIA_TYPE'],
+    ['wrong input name', JSON.stringify({ inputs: { feats: [ROW] } }), { 'content-type': 'application/json' }, 422, 'INFERD_ERR_INPUT_INVALID'],
+    ['wrong row width', JSON.stringify({ instances: [ROW.slice(1)] }), { 'content-type': 'application/json' }, 422, 'INFERD_ERR_INPUT_INVALID'],
+    ['ragged rows', JSON.stringify({ instances: [ROW, ROW.slice(2)] }), { 'content-type': 'application/json' }, 422, 'INFERD_ERR_INPUT_INVALID'],
+    [
+      'wrong v2 datatype',
+      JSON.stringify({ inputs: [{ name: 'features', shape: [1, 20], datatype: 'BOOL', data: ROW.map(() => true) }] }),
+      { 'content-type': 'application/json' },
+      422,
+      'INFERD_ERR_INPUT_INVALID',
+    ],
+    ['non-numeric CSV field', `${ROW.slice(1).join(',')},abc\n`, { 'content-type': 'text/csv' }, 422, 'INFERD_ERR_INPUT_INVALID'],
+    [
+      'raw bytes of the wrong element count',
+      new Uint8Array(4 * 19),
+      { 'content-type': 'application/octet-stream', 'x-inferd-shape': '1,20' },
+      422,
+      'INFERD_ERR_INPUT_INVALID',
+    ],
+  ];
+  for (const [name, body, headers, status, code] of cases) {
+    it(`${name}: ${status} ${code}`, async () => assertError(await invoke(server.url, body, headers), status, code));
+  }
+
+  it('413 names the limit and the variable, before reading the body', async () => {
+    const res = await invoke(server.url, JSON.stringify({ instances: Array(400).fill(ROW) }), { 'content-type': 'application/json' });
+    assertError(res, 413, 'INFERD_ERR_PAYLOAD_TOO_LARGE');
+    assert.match(JSON.parse(res.text).message, /0\.01 MB.*SAGEMAKER_MAX_PAYLOAD_IN_MB/);
+  });
+
+  it('404 for unknown routes, in the same shape', async () => {
+    assertError(await invoke(server.url, '{}', {}, '/nope'), 404, 'INFERD_ERR_NOT_FOUND');
+  });
+
+  it('a bad request never harms the good ones beside it', async () => {
+    const good = () => invoke(server.url, JSON.stringify([ROW]), { 'content-type': 'application/json' });
+    const bad = () => invoke(server.url, '{"instances": [[1,2', { 'content-type': 'application/json' });
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? bad() : good())));
+    results.forEach((res, i) => assert.equal(res.status, i % 2 ? 400 : 200));
+  });
+});
+
+describe('server-side errors', () => {
+  it('500 when ONNX Runtime fails inside run(), and the worker keeps serving', async (t) => {
+    const server = await startServer(MODELS.failing);
+    t.after(() => server.http.close());
+    const failed = await invoke(server.url, JSON.stringify([7]), { 'content-type': 'application/json' });
+    assertError(failed, 500, 'INFERD_ERR_INFERENCE_FAILED');
+    const ok = await invoke(server.url, JSON.stringify([3]), { 'content-type': 'application/json' });
+    assert.equal(ok.status, 200, ok.text);
+    assert.deepEqual(JSON.parse(ok.text).predictions, [[6, 7]]);
+  });
+
+  it('503 with Retry-After while the model loads', async (t) => {
+    const server = await startServer(MODELS.forest, { load: false });
+    t.after(() => server.http.close());
+    const ping = await fetch(`${server.url}/ping`);
+    assert.equal(ping.status, 503);
+    assert.equal(ping.headers.get('retry-after'), '1');
+    assertError(await invoke(server.url, JSON.stringify([ROW]), { 'content-type': 'application/json' }), 503, 'INFERD_ERR_NOT_READY');
+    await server.runtime.start();
+    assert.equal((await fetch(`${server.url}/ping`)).status, 200);
+  });
+
+  it('503 with Retry-After when the queue is full', async (t) => {
+    const server = await startServer(MODELS.slow, { env: { INFERD_MAX_QUEUE_SIZE: '2' } });
+    t.after(() => server.http.close());
+    const rows = JSON.stringify({ instances: Array(1500).fill(Array(256).fill(0.5)) });
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () => invoke(server.url, rows, { 'content-type': 'application/json' })),
+    );
+    // One worker runs one request and two wait; whatever arrives beyond that is refused at once.
+    const refused = results.filter((r) => r.status === 503);
+    assert.ok(refused.length >= 1, 'some requests were refused');
+    assert.equal(refused.length + results.filter((r) => r.status === 200).length, results.length);
+    for (const res of refused) {
+      assertError(res, 503, 'INFERD_ERR_QUEUE_FULL');
+      assert.equal(res.headers.get('retry-after'), '1');
+    }
+  });
+
+  it('504 past the invocation timeout, queued requests dropped, the server still healthy', async (t) => {
+    const server = await startServer(MODELS.slow, { env: { SAGEMAKER_MODEL_SERVER_TIMEOUT: '0.2' } });
+    t.after(() => server.http.close());
+    const rows = JSON.stringify({ instances: Array(2000).fill(Array(256).fill(0.5)) });
+    const results = await Promise.all(Array.from({ length: 3 }, () => invoke(server.url, rows, { 'content-type': 'application/json' })));
+    for (const res of results) assertError(res, 504, 'INFERD_ERR_TIMEOUT');
+    assert.equal(server.runtime.stats().queued, 0, 'expired requests left the queue');
+    const small = await invoke(server.url, JSON.stringify({ instances: [Array(256).fill(0)] }), { 'content-type': 'application/json' });
+    assert.equal(small.status, 200, small.text);
+  });
+});

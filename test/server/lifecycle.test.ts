@@ -1,0 +1,158 @@
+/**
+ * The process as SageMaker runs it: the Dockerfile's ENTRYPOINT plus `serve`, configuration
+ * errors, model load failures, /ping under load, and a SIGTERM drain that loses no request.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, copyFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { MODELS, REPO_ROOT, invoke } from '../helper.js';
+import { freePort, spawnServer, waitUntilReady } from '../child.js';
+
+const ROW = Array.from({ length: 20 }, (_, i) => i / 10);
+
+/** The ENTRYPOINT's exec-form argv, with the image's WORKDIR mapped to the repository root. */
+async function dockerEntrypoint(): Promise<string[]> {
+  const dockerfile = await readFile(join(REPO_ROOT, 'Dockerfile'), 'utf8');
+  const match = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile);
+  assert.ok(match, 'the Dockerfile has an exec-form ENTRYPOINT');
+  assert.match(dockerfile, /^WORKDIR \/opt\/inferd$/m);
+  assert.match(dockerfile, /^LABEL com\.amazonaws\.sagemaker\.capabilities\.accept-bind-to-port=true$/m);
+  const argv = JSON.parse(match[1]!) as string[];
+  assert.equal(argv[0], 'node');
+  return argv.slice(1);
+}
+
+describe('the container entrypoint', () => {
+  it('`serve` starts on SAGEMAKER_BIND_TO_PORT, answers, and exits 0 on SIGTERM', async () => {
+    const port = await freePort();
+    const child = await spawnServer([...(await dockerEntrypoint()), 'serve'], {
+      SAGEMAKER_BIND_TO_PORT: String(port),
+      INFERD_MODEL_DIR: MODELS.forest,
+    }, port);
+    try {
+      await waitUntilReady(child);
+      const res = await invoke(child.url, `${ROW.join(',')}\n`, { 'content-type': 'text/csv' });
+      assert.equal(res.status, 200, res.text);
+      const params = (await (await fetch(`${child.url}/execution-parameters`)).json()) as Record<string, unknown>;
+      assert.deepEqual(Object.keys(params).sort(), ['BatchStrategy', 'MaxConcurrentTransforms', 'MaxPayloadInMB']);
+      assert.equal(params.MaxPayloadInMB, 6);
+    } finally {
+      child.process.kill('SIGTERM');
+    }
+    assert.deepEqual(await child.exited, { code: 0, signal: null });
+  });
+
+  it('exits 1 before listening on invalid configuration, naming every bad key', async () => {
+    const child = await spawnServer(['dist/src/main.js', 'serve'], {
+      SAGEMAKER_BIND_TO_PORT: 'eighty',
+      SAGEMAKER_MODEL_SERVER_TIMEOUT: '-5',
+      SAGEMAKER_BATCH_STRATEGY: 'SOMETIMES',
+    });
+    assert.equal((await child.exited).code, 1);
+    for (const key of ['SAGEMAKER_BIND_TO_PORT', 'SAGEMAKER_MODEL_SERVER_TIMEOUT', 'SAGEMAKER_BATCH_STRATEGY']) {
+      assert.match(child.output(), new RegExp(key));
+    }
+    assert.doesNotMatch(child.output(), /listening/i);
+  });
+
+  it('exits 1 with the model error when the model cannot load, never hangs', async () => {
+    const broken = await mkdtemp(join(tmpdir(), 'inferd-broken-'));
+    await writeFile(join(broken, 'model.onnx'), 'not an onnx file');
+    const child = await spawnServer(['dist/src/main.js', 'serve', '--port', '0', '--model-dir', broken], {});
+    assert.equal((await child.exited).code, 1);
+    assert.match(child.output(), /INFERD_ERR_MODEL_LOAD_FAILED/);
+    assert.match(child.output(), /model\.onnx/);
+  });
+
+  it('refuses a directory with several models and no inferd.json to choose', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'inferd-two-'));
+    await copyFile(join(MODELS.forest, 'model.onnx'), join(dir, 'a.onnx'));
+    await copyFile(join(MODELS.mlp, 'model.onnx'), join(dir, 'b.onnx'));
+    const child = await spawnServer(['dist/src/main.js', 'serve', '--port', '0', '--model-dir', dir], {});
+    assert.equal((await child.exited).code, 1);
+    assert.match(child.output(), /several \.onnx files \(a\.onnx, b\.onnx\)/);
+  });
+});
+
+describe('under load', () => {
+  it('/ping answers within 50 ms while 64 concurrent requests run inference', async () => {
+    const port = await freePort();
+    const child = await spawnServer(['dist/src/main.js', 'serve'], {
+      SAGEMAKER_BIND_TO_PORT: String(port),
+      INFERD_MODEL_DIR: MODELS.slow,
+      SAGEMAKER_CONTAINER_LOG_LEVEL: 'warn',
+    }, port);
+    try {
+      await waitUntilReady(child);
+      const body = JSON.stringify({ instances: Array(50).fill(Array(256).fill(0.25)) });
+      let running = true;
+      const load = Array.from({ length: 64 }, async () => {
+        let count = 0;
+        while (running) {
+          const res = await invoke(child.url, body, { 'content-type': 'application/json' });
+          assert.equal(res.status, 200, res.text);
+          count += 1;
+        }
+        return count;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const pingMs: number[] = [];
+      for (let i = 0; i < 20; i += 1) {
+        const started = performance.now();
+        const res = await fetch(`${child.url}/ping`);
+        await res.arrayBuffer();
+        pingMs.push(performance.now() - started);
+        assert.equal(res.status, 200);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      running = false;
+      const completed = (await Promise.all(load)).reduce((a, b) => a + b, 0);
+      assert.ok(completed >= 64, `inference ran during the pings (${completed} requests)`);
+      pingMs.sort((a, b) => a - b);
+      assert.ok(pingMs[pingMs.length - 1]! < 50, `/ping took ${pingMs.map((ms) => ms.toFixed(1)).join(', ')} ms`);
+    } finally {
+      child.process.kill('SIGTERM');
+      await child.exited;
+    }
+  });
+
+  it('SIGTERM during load: every request in flight completes, then the process exits 0', async () => {
+    const port = await freePort();
+    const child = await spawnServer(['dist/src/main.js', 'serve'], {
+      SAGEMAKER_BIND_TO_PORT: String(port),
+      INFERD_MODEL_DIR: MODELS.slow,
+    }, port);
+    await waitUntilReady(child);
+    try {
+      // A long request holds the one worker while 63 short ones queue behind it.
+      const rows = (n: number) => JSON.stringify({ instances: Array(n).fill(Array(256).fill(0.25)) });
+      const stats = async () => {
+        const body = (await (await fetch(`${child.url}/models`)).json()) as { models: Array<{ stats: { queued: number; inFlight: number } }> };
+        return body.models[0]!.stats;
+      };
+      const until = async (what: string, done: (s: { queued: number; inFlight: number }) => boolean) => {
+        const deadline = Date.now() + 20_000;
+        for (let s = await stats(); !done(s); s = await stats()) {
+          assert.ok(Date.now() < deadline, `${what}: ${JSON.stringify(s)}`);
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      };
+      const inFlight = [invoke(child.url, rows(4000), { 'content-type': 'application/json' })];
+      await until('the long request runs', (s) => s.inFlight === 1);
+      for (let i = 0; i < 63; i += 1) inFlight.push(invoke(child.url, rows(20), { 'content-type': 'application/json' }));
+      // Signal only once every request has reached the server's queue: those are in flight.
+      await until('all 64 requests queued or running', (s) => s.queued + s.inFlight === 64);
+      child.process.kill('SIGTERM');
+      const results = await Promise.all(inFlight);
+      assert.deepEqual(results.map((r) => r.status), Array(64).fill(200));
+      assert.deepEqual(await child.exited, { code: 0, signal: null });
+      assert.match(child.output(), /draining/);
+      const after = await fetch(`${child.url}/ping`).then((r) => r.status, () => 'refused');
+      assert.equal(after, 'refused');
+    } finally {
+      child.process.kill('SIGKILL');
+    }
+  });
+});
