@@ -82,7 +82,7 @@ async function main(): Promise<void> {
     await serve(flags, configFile);
   } catch (error) {
     if (error instanceof ConfigError) {
-      console.error(`inferd: ${error.message}`);
+      console.error(`inferd: [INFERD_ERR_CONFIG_INVALID] ${error.message}`);
       process.exit(1);
     }
     throw error;

@@ -30,6 +30,8 @@ export interface EncodeOptions {
 
 export interface ResponseEncoder {
   readonly mediaType: string;
+  /** Throws INFERD_ERR_NOT_ACCEPTABLE when this format can never carry the model's outputs: checked before inference. */
+  assertCanEncode?(signature: ModelSignature): void;
   /** Throws InferdError INFERD_ERR_NOT_ACCEPTABLE when the format cannot carry these outputs. */
   encode(outputs: NamedTensors, signature: ModelSignature, options: EncodeOptions): Buffer;
 }

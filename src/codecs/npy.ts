@@ -121,12 +121,14 @@ export function encodeNpy(tensor: Tensor): Buffer {
 
 export const npyEncoder: ResponseEncoder = {
   mediaType: 'application/x-npy',
-  encode(outputs, signature) {
-    const [only, ...others] = signatureOutputs(outputs, signature);
-    if (!only || others.length > 0) {
+  assertCanEncode(signature) {
+    if (signature.outputs.length !== 1) {
       const names = signature.outputs.map((spec) => `'${spec.name}'`).join(', ');
       throw notAcceptable(`application/x-npy carries one tensor, but this model has ${signature.outputs.length} outputs (${names}); use application/json`);
     }
-    return encodeNpy(only.tensor);
+  },
+  encode(outputs, signature) {
+    this.assertCanEncode!(signature);
+    return encodeNpy(signatureOutputs(outputs, signature)[0]!.tensor);
   },
 };

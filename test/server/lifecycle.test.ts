@@ -51,6 +51,7 @@ describe('the container entrypoint', () => {
       SAGEMAKER_BATCH_STRATEGY: 'SOMETIMES',
     });
     assert.equal((await child.exited).code, 1);
+    assert.match(child.output(), /INFERD_ERR_CONFIG_INVALID/);
     for (const key of ['SAGEMAKER_BIND_TO_PORT', 'SAGEMAKER_MODEL_SERVER_TIMEOUT', 'SAGEMAKER_BATCH_STRATEGY']) {
       assert.match(child.output(), new RegExp(key));
     }

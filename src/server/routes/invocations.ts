@@ -40,6 +40,7 @@ export function invocationRoutes(runtime: Runtime, config: Config) {
     const { headers } = request;
     const decoder = requestDecoder(headers['content-type']);
     const encoder = responseEncoder(headers.accept, config.server.defaultAccept);
+    encoder.assertCanEncode?.(model.signature);
     const body = request.body as Buffer | undefined;
     if (!body || body.length === 0) throw new InferdError('INFERD_ERR_BODY_EMPTY', 'the request has no body');
 
