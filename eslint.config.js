@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 const restrict = (patterns) => ({ 'no-restricted-imports': ['error', { patterns }] });
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'bench/results/', '.gpu/'] },
+  { ignores: ['dist/', 'node_modules/', 'bench/results/', '.gpu/', '.tools/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -4,16 +4,19 @@
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Config } from './config/schema.js';
+import { Metrics } from './metrics.js';
 import { Runtime } from './runtime/runtime.js';
 import { installBodyParser } from './server/content-types.js';
 import { InferdError } from './errors.js';
 import { installErrorHandler, sendError } from './server/error-handler.js';
 import { healthRoutes } from './server/routes/health.js';
 import { invocationRoutes } from './server/routes/invocations.js';
+import { metricsRoutes } from './server/routes/metrics.js';
 
 export interface App {
   readonly http: FastifyInstance;
   readonly runtime: Runtime;
+  readonly metrics: Metrics;
 }
 
 const MIB = 1024 * 1024;
@@ -46,7 +49,8 @@ export function buildApp(config: Config): App {
     // Our own onRequest hook answers during shutdown, in inferd's error shape.
     return503OnClosing: false,
   });
-  const runtime = new Runtime(config, http.log);
+  const runtime: Runtime = new Runtime(config, { log: http.log, observer: (model) => metrics.observer(model) });
+  const metrics = new Metrics(runtime);
 
   installBodyParser(http, bodyLimitBytes);
   installErrorHandler(http, { maxPayloadMb: config.server.maxPayloadMb });
@@ -72,6 +76,7 @@ export function buildApp(config: Config): App {
   });
 
   void http.register(healthRoutes(runtime, config, lifecycle));
-  void http.register(invocationRoutes(runtime, config));
-  return { http, runtime };
+  void http.register(invocationRoutes(runtime, config, metrics));
+  void http.register(metricsRoutes(metrics));
+  return { http, runtime, metrics };
 }

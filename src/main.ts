@@ -8,7 +8,7 @@ import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config/load-config.js';
 import { InferdError } from './errors.js';
 
-const USAGE = `Usage: inferd serve [--model-dir DIR] [--port N] [--workers N] [--config FILE]
+const USAGE = `Usage: inferd serve [--model-dir DIR] [--port N] [--instances N] [--config FILE]
 
 Serves the ONNX model in DIR over SageMaker's container contract (GET /ping, POST /invocations).
 Every setting can also come from the environment; see README.md, "Configuration".`;
@@ -20,7 +20,7 @@ function parseCommandLine(argv: readonly string[]) {
     options: {
       'model-dir': { type: 'string' },
       port: { type: 'string' },
-      workers: { type: 'string' },
+      instances: { type: 'string' },
       config: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },

@@ -10,6 +10,8 @@ export const MODELS = {
   mlp: `${REPO_ROOT}models/churn-mlp`,
   failing: `${REPO_ROOT}test/fixtures/models/gather-oob`,
   slow: `${REPO_ROOT}test/fixtures/models/slow-matmul`,
+  tokens: `${REPO_ROOT}test/fixtures/models/token-scores`,
+  fixedBatch: `${REPO_ROOT}test/fixtures/models/fixed-batch`,
 };
 
 export interface Reference {

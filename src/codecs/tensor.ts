@@ -30,6 +30,8 @@ export interface TensorSpec {
   readonly name: string;
   readonly dtype: DType;
   readonly shape: readonly (number | null)[];
+  /** The model's symbolic name of each dynamic dimension (`"batch"`, `"seq"`), where it has one. */
+  readonly dimNames?: readonly (string | null)[];
 }
 
 export interface ModelSignature {

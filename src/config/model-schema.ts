@@ -1,7 +1,14 @@
 /** `inferd.json`, the optional per-model file beside the `.onnx`. Unknown keys are typos: rejected. */
 import { z } from 'zod';
 
-export const ModelConfigSchema = z
+/** `workers` was this key's first name; it still works. */
+const renameWorkers = (raw: unknown) => {
+  if (typeof raw !== 'object' || raw === null || !('workers' in raw) || 'instances' in raw) return raw;
+  const { workers, ...rest } = raw as Record<string, unknown>;
+  return { ...rest, instances: workers };
+};
+
+export const ModelConfigSchema = z.preprocess(renameWorkers, z
   .object({
     name: z.string().min(1).optional().describe('Model name in logs and `/models`; default: the directory name.'),
     model: z
@@ -21,13 +28,42 @@ export const ModelConfigSchema = z
       .describe('Outputs to compute and return, in this order; default: all, in the model\'s order.'),
     executionProvider: z.enum(['cpu', 'cuda']).default('cpu').describe('Execution provider.'),
     deviceId: z.number().int().min(0).default(0).describe('CUDA device ordinal.'),
-    workers: z.number().int().min(1).max(256).optional().describe('Worker threads; overrides `SAGEMAKER_MODEL_SERVER_WORKERS`.'),
+    instances: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .optional()
+      .describe('Model instances (worker threads, one session each); overrides `SAGEMAKER_MODEL_SERVER_WORKERS`. `workers` is accepted as an alias.'),
     intraOpNumThreads: z.number().int().min(1).max(256).default(1).describe('ONNX Runtime threads per worker.'),
+    batching: z
+      .object({
+        maxBatchSize: z.number().int().min(1).optional(),
+        maxQueueDelayMs: z.number().min(0).optional(),
+        preferredBatchSizes: z.array(z.number().int().min(1)).optional(),
+        maxQueueSize: z.number().int().min(1).optional(),
+        pad: z
+          .record(
+            z.string().min(1),
+            z
+              .object({
+                value: z.number().default(0),
+                buckets: z.array(z.number().int().min(1)).min(1).optional(),
+              })
+              .strict(),
+          )
+          .default({}),
+      })
+      .strict()
+      .prefault({})
+      .describe(
+        'Per-model batching: `maxBatchSize`, `maxQueueDelayMs`, `preferredBatchSizes`, `maxQueueSize` (defaults from the server configuration) and `pad`, keyed by the model\'s symbolic dimension name: `{"seq": {"value": 0, "buckets": [16, 32, 64, 128]}}`.',
+      ),
     graphOptimizationLevel: z
       .enum(['disabled', 'basic', 'extended', 'all'])
       .default('all')
       .describe('ONNX Runtime graph optimisation level.'),
   })
-  .strict();
+  .strict());
 
 export type ModelConfig = z.output<typeof ModelConfigSchema>;

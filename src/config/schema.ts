@@ -59,15 +59,45 @@ export const ConfigSchema = z
           .min(1)
           .optional()
           .describe('Model directory; unset: `/opt/ml/model` when it exists, else the bundled example `models/churn-forest`.'),
-        workers: z.coerce
+        instances: z.coerce
           .number()
           .int()
           .min(1)
           .max(256)
           .optional()
-          .describe('Worker threads (one ONNX Runtime session each); unset: (cores - 1) / intraOpNumThreads, at least 1. `inferd.json` overrides.'),
-        maxQueueSize: z.coerce.number().int().min(1).default(256).describe('Requests that may wait for a worker; beyond it, 503 with `Retry-After`.'),
+          .describe(
+            'Model instances: worker threads with one ONNX Runtime session each. Unset: (cores - 1) / intraOpNumThreads on CPU (at least 1), 2 on CUDA. `inferd.json` overrides.',
+          ),
         requireGpu: booleanFlag.default(false).describe('Fail startup instead of falling back to CPU when the CUDA provider cannot load.'),
+      })
+      .strict()
+      .prefault({}),
+    batching: z
+      .object({
+        maxBatchSize: z.coerce
+          .number()
+          .int()
+          .min(1)
+          .default(64)
+          .describe('Most rows merged into one batch (rows, not requests); 1 turns batching off. `inferd.json` overrides.'),
+        maxQueueDelayMs: z.coerce
+          .number()
+          .min(0)
+          .default(2)
+          .describe('Longest a batch is held for more requests, from its oldest request, while other instances are busy.'),
+        preferredBatchSizes: z
+          .preprocess(
+            (value) => (typeof value === 'string' ? value.split(',').filter((s) => s.trim() !== '').map(Number) : value),
+            z.array(z.number().int().min(1)),
+          )
+          .default([])
+          .describe('Batch sizes (rows) dispatched as soon as they are reached, comma-separated.'),
+        maxQueueSize: z.coerce
+          .number()
+          .int()
+          .min(1)
+          .default(256)
+          .describe('Requests that may wait per model; beyond it, 503 with `Retry-After`.'),
       })
       .strict()
       .prefault({}),
@@ -107,14 +137,17 @@ export const ENV_VARS: Record<string, readonly [keyof Config, string]> = {
   SAGEMAKER_MODEL_SERVER_TIMEOUT: ['server', 'invocationTimeoutS'],
   SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: ['server', 'defaultAccept'],
   SAGEMAKER_CONTAINER_LOG_LEVEL: ['server', 'logLevel'],
-  SAGEMAKER_MODEL_SERVER_WORKERS: ['model', 'workers'],
+  SAGEMAKER_MODEL_SERVER_WORKERS: ['model', 'instances'],
   SAGEMAKER_BATCH: ['batch', 'enabled'],
   SAGEMAKER_BATCH_STRATEGY: ['batch', 'strategy'],
   SAGEMAKER_MAX_CONCURRENT_TRANSFORMS: ['batch', 'maxConcurrentTransforms'],
   INFERD_HOST: ['server', 'host'],
   INFERD_SHUTDOWN_TIMEOUT_S: ['server', 'shutdownTimeoutS'],
   INFERD_MODEL_DIR: ['model', 'dir'],
-  INFERD_MAX_QUEUE_SIZE: ['model', 'maxQueueSize'],
+  INFERD_MAX_BATCH_SIZE: ['batching', 'maxBatchSize'],
+  INFERD_MAX_QUEUE_DELAY_MS: ['batching', 'maxQueueDelayMs'],
+  INFERD_PREFERRED_BATCH_SIZES: ['batching', 'preferredBatchSizes'],
+  INFERD_MAX_QUEUE_SIZE: ['batching', 'maxQueueSize'],
   INFERD_REQUIRE_GPU: ['model', 'requireGpu'],
 };
 
@@ -122,5 +155,5 @@ export const ENV_VARS: Record<string, readonly [keyof Config, string]> = {
 export const CLI_FLAGS: Record<string, readonly [keyof Config, string]> = {
   port: ['server', 'port'],
   'model-dir': ['model', 'dir'],
-  workers: ['model', 'workers'],
+  instances: ['model', 'instances'],
 };

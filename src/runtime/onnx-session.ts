@@ -33,6 +33,7 @@ function toSpec(meta: ort.InferenceSession.ValueMetadata): TensorSpec {
     name: meta.name,
     dtype: meta.type as DType,
     shape: meta.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : null)),
+    dimNames: meta.shape.map((d) => (typeof d === 'string' ? d : null)),
   };
 }
 

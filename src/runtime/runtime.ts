@@ -7,7 +7,8 @@ import type { Config } from '../config/schema.js';
 import type { ModelSignature, NamedTensors } from '../codecs/tensor.js';
 import { InferdError } from '../errors.js';
 import { locateModel, type ModelLocation } from './model-dir.js';
-import { RequestQueue, type InferenceResult, type QueueStats, type SubmitOptions } from './request-queue.js';
+import { batchLayout } from './batch-merge.js';
+import { Batcher, type BatchingOptions, type BatchObserver, type BatcherStats, type InferenceResult, type SubmitOptions } from './batcher.js';
 import { WorkerPool } from './worker-pool.js';
 import type { ExecutionProviderName } from './worker-protocol.js';
 
@@ -18,9 +19,14 @@ export interface ModelInfo {
   readonly path: string;
   readonly provider: ExecutionProviderName;
   readonly requestedProvider: ExecutionProviderName;
-  readonly workers: number;
+  readonly instances: number;
   readonly intraOpNumThreads: number;
+  readonly batching: BatchingOptions;
   readonly signature: ModelSignature;
+}
+
+export interface RuntimeStats extends BatcherStats {
+  readonly busyWorkers: number;
 }
 
 export interface RuntimeLogger {
@@ -32,19 +38,27 @@ export interface RuntimeLogger {
 interface LoadedModel {
   readonly info: ModelInfo;
   readonly pool: WorkerPool;
-  readonly queue: RequestQueue;
+  readonly batcher: Batcher;
+}
+
+export interface RuntimeOptions {
+  readonly log: RuntimeLogger;
+  /** Told of every batch; metrics implement it. */
+  readonly observer?: ((model: string) => BatchObserver) | undefined;
 }
 
 export class Runtime {
   #config: Config;
   #log: RuntimeLogger;
+  #observer: RuntimeOptions['observer'];
   #state: RuntimeState = 'loading';
   #model: LoadedModel | undefined;
   #starting: Promise<void> | undefined;
 
-  constructor(config: Config, log: RuntimeLogger) {
+  constructor(config: Config, { log, observer }: RuntimeOptions) {
     this.#config = config;
     this.#log = log;
+    this.#observer = observer;
   }
 
   get state(): RuntimeState {
@@ -66,10 +80,10 @@ export class Runtime {
 
   async #load(): Promise<void> {
     const location = await locateModel(this.#config.model.dir!);
-    const workers = this.#workerCount(location);
+    const instances = this.#instanceCount(location);
     const { config } = location;
     const started = await WorkerPool.start(
-      workers,
+      instances,
       {
         onnxPath: location.onnxPath,
         executionProvider: config.executionProvider,
@@ -84,45 +98,67 @@ export class Runtime {
     for (const warning of started.warnings) this.#log.warn({ model: location.name }, warning);
     try {
       checkDeclaredInputs(location, started.signature);
+      checkPadRules(location, started.signature);
     } catch (error) {
       await started.pool.close();
       throw error;
     }
-    const queue = new RequestQueue({
+    const batching = this.#batchingOptions(location, started.signature);
+    const batcher = new Batcher({
+      ...batching,
       run: (inputs) => started.pool.run(inputs),
-      concurrency: workers,
-      maxQueueSize: this.#config.model.maxQueueSize,
+      instances,
       timeoutMs: this.#config.server.invocationTimeoutS * 1000,
+      layout: batchLayout(started.signature, config.batching.pad),
+      observer: this.#observer?.(location.name),
     });
     const info: ModelInfo = {
       name: location.name,
       path: location.onnxPath,
       provider: started.provider,
       requestedProvider: config.executionProvider,
-      workers,
+      instances,
       intraOpNumThreads: config.intraOpNumThreads,
+      batching,
       signature: started.signature,
     };
-    this.#model = { info, pool: started.pool, queue };
+    this.#model = { info, pool: started.pool, batcher };
     if (this.#state === 'loading') this.#state = 'ready';
     this.#log.info(
-      { model: info.name, provider: info.provider, workers, intraOpNumThreads: info.intraOpNumThreads },
-      `model ${info.name} ready on ${info.provider.toUpperCase()} with ${workers} worker(s)`,
+      { model: info.name, provider: info.provider, instances, intraOpNumThreads: info.intraOpNumThreads, batching },
+      `model ${info.name} ready on ${info.provider.toUpperCase()} with ${instances} instance(s)`,
     );
   }
 
-  #workerCount(location: ModelLocation): number {
+  #instanceCount(location: ModelLocation): number {
     const cores = availableParallelism();
-    const threads = location.config.intraOpNumThreads;
-    // One core stays with the HTTP thread: decoding, encoding and /ping live there.
-    const workers = location.config.workers ?? this.#config.model.workers ?? Math.max(1, Math.floor((cores - 1) / threads));
-    if (workers * threads > cores) {
+    const { config } = location;
+    const threads = config.intraOpNumThreads;
+    // On CPU one core stays with the HTTP thread: decoding, encoding and /ping live there. On a
+    // GPU, two sessions overlap one's host work with the other's kernels.
+    const fallback = config.executionProvider === 'cuda' ? 2 : Math.max(1, Math.floor((cores - 1) / threads));
+    const instances = config.instances ?? this.#config.model.instances ?? fallback;
+    if (config.executionProvider === 'cpu' && instances * threads > cores) {
       this.#log.warn(
-        { workers, intraOpNumThreads: threads, cores },
-        `workers × intraOpNumThreads (${workers * threads}) exceeds the ${cores} available cores; expect contention`,
+        { instances, intraOpNumThreads: threads, cores },
+        `instances × intraOpNumThreads (${instances * threads}) exceeds the ${cores} available cores; expect contention`,
       );
     }
-    return workers;
+    return instances;
+  }
+
+  /** Server defaults, then inferd.json, then what the signature allows. */
+  #batchingOptions(location: ModelLocation, signature: ModelSignature): BatchingOptions {
+    const server = this.#config.batching;
+    const own = location.config.batching;
+    // A fixed batch dimension (often 1) means the model cannot take merged requests.
+    const fixedBatch = signature.inputs.some((input) => input.shape[0] !== null);
+    return {
+      maxBatchSize: fixedBatch ? 1 : (own.maxBatchSize ?? server.maxBatchSize),
+      maxQueueDelayMs: own.maxQueueDelayMs ?? server.maxQueueDelayMs,
+      preferredBatchSizes: own.preferredBatchSizes ?? server.preferredBatchSizes,
+      maxQueueSize: own.maxQueueSize ?? server.maxQueueSize,
+    };
   }
 
   infer(inputs: NamedTensors, options?: SubmitOptions): Promise<InferenceResult> {
@@ -132,12 +168,14 @@ export class Runtime {
     if (!this.#model || this.#state !== 'ready') {
       return Promise.reject(new InferdError('INFERD_ERR_NOT_READY', 'the model is still loading'));
     }
-    return this.#model.queue.submit(inputs, options);
+    return this.#model.batcher.submit(inputs, options);
   }
 
-  stats(): QueueStats & { busyWorkers: number } {
+  stats(): RuntimeStats {
     const model = this.#model;
-    return model ? { ...model.queue.stats(), busyWorkers: model.pool.busy } : { queued: 0, inFlight: 0, busyWorkers: 0 };
+    return model
+      ? { ...model.batcher.stats(), busyWorkers: model.pool.busy }
+      : { queued: 0, queuedRows: 0, inFlight: 0, busyWorkers: 0 };
   }
 
   /** Refuses new work, lets queued and running inferences finish, then stops the workers. */
@@ -146,7 +184,7 @@ export class Runtime {
     this.#state = 'draining';
     await this.#starting?.catch(() => {});
     if (this.#model) {
-      await this.#model.queue.drain();
+      await this.#model.batcher.drain();
       await this.#model.pool.close();
     }
     this.#state = 'closed';
@@ -162,5 +200,18 @@ function checkDeclaredInputs(location: ModelLocation, signature: ModelSignature)
       'INFERD_ERR_MODEL_LOAD_FAILED',
       `inferd.json declares inputs [${declared.join(', ')}] but the model has [${actual.join(', ')}]`,
     );
+  }
+}
+
+/** A pad rule must name a symbolic dimension the model has beyond the batch dimension. */
+function checkPadRules(location: ModelLocation, signature: ModelSignature): void {
+  const names = new Set(signature.inputs.flatMap((input) => (input.dimNames ?? []).slice(1).filter((n): n is string => n !== null)));
+  for (const name of Object.keys(location.config.batching.pad)) {
+    if (!names.has(name)) {
+      throw new InferdError(
+        'INFERD_ERR_MODEL_LOAD_FAILED',
+        `inferd.json pads dimension "${name}", but the model's variable dimensions are [${[...names].join(', ')}]`,
+      );
+    }
   }
 }

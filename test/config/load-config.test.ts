@@ -36,7 +36,7 @@ describe('loadConfig', () => {
   });
 
   it('layers defaults < file < environment < CLI', async () => {
-    const file = await configFile({ server: { port: 1000, maxPayloadMb: 2 }, model: { maxQueueSize: 9 } });
+    const file = await configFile({ server: { port: 1000, maxPayloadMb: 2 }, batching: { maxQueueSize: 9 } });
     const config = loadConfig({
       configFile: file,
       env: { SAGEMAKER_BIND_TO_PORT: '2000', SAGEMAKER_MAX_PAYLOAD_IN_MB: '3' },
@@ -44,7 +44,7 @@ describe('loadConfig', () => {
     });
     assert.equal(config.server.port, 3000);
     assert.equal(config.server.maxPayloadMb, 3);
-    assert.equal(config.model.maxQueueSize, 9);
+    assert.equal(config.batching.maxQueueSize, 9);
     assert.equal(loadConfig({ configFile: file }).server.port, 1000);
     assert.equal(loadConfig({ env: { INFERD_CONFIG_FILE: file } }).server.port, 1000);
   });
@@ -57,20 +57,26 @@ describe('loadConfig', () => {
     ['SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT', 'text/csv', (c) => c.server.defaultAccept, 'text/csv'],
     ['SAGEMAKER_CONTAINER_LOG_LEVEL', '20', (c) => c.server.logLevel, 'info'],
     ['SAGEMAKER_CONTAINER_LOG_LEVEL', 'WARNING', (c) => c.server.logLevel, 'warn'],
-    ['SAGEMAKER_MODEL_SERVER_WORKERS', '3', (c) => c.model.workers, 3],
+    ['SAGEMAKER_MODEL_SERVER_WORKERS', '3', (c) => c.model.instances, 3],
     ['SAGEMAKER_BATCH', 'true', (c) => c.batch.enabled, true],
     ['SAGEMAKER_BATCH_STRATEGY', 'SINGLE_RECORD', (c) => c.batch.strategy, 'SINGLE_RECORD'],
     ['SAGEMAKER_MAX_CONCURRENT_TRANSFORMS', '4', (c) => c.batch.maxConcurrentTransforms, 4],
     ['INFERD_MODEL_DIR', '/models/x', (c) => c.model.dir, '/models/x'],
     ['INFERD_REQUIRE_GPU', 'true', (c) => c.model.requireGpu, true],
-    ['INFERD_MAX_QUEUE_SIZE', '12', (c) => c.model.maxQueueSize, 12],
+    ['INFERD_MAX_QUEUE_SIZE', '12', (c) => c.batching.maxQueueSize, 12],
+    ['INFERD_MAX_BATCH_SIZE', '1', (c) => c.batching.maxBatchSize, 1],
+    ['INFERD_MAX_QUEUE_DELAY_MS', '0.5', (c) => c.batching.maxQueueDelayMs, 0.5],
   ];
   for (const [name, value, read, expected] of envCases) {
     it(`${name}=${value}`, () => assert.equal(read(loadConfig({ env: { [name]: value } })), expected));
   }
 
+  it('INFERD_PREFERRED_BATCH_SIZES=8,32', () => {
+    assert.deepEqual(loadConfig({ env: { INFERD_PREFERRED_BATCH_SIZES: '8,32' } }).batching.preferredBatchSizes, [8, 32]);
+  });
+
   it('maps every documented environment variable', () => {
-    const tested = new Set(envCases.map(([name]) => name));
+    const tested = new Set([...envCases.map(([name]) => name), 'INFERD_PREFERRED_BATCH_SIZES']);
     for (const name of Object.keys(ENV_VARS).filter((n) => !['INFERD_HOST', 'INFERD_SHUTDOWN_TIMEOUT_S'].includes(n))) {
       assert.ok(tested.has(name), `${name} has a case above`);
     }
@@ -85,7 +91,7 @@ describe('loadConfig', () => {
     );
     assert.equal(problems.length, 4, problems.join('\n'));
     assert.match(problems.join('\n'), /server\.port \/ SAGEMAKER_BIND_TO_PORT/);
-    assert.match(problems.join('\n'), /model\.workers \/ SAGEMAKER_MODEL_SERVER_WORKERS/);
+    assert.match(problems.join('\n'), /model\.instances \/ SAGEMAKER_MODEL_SERVER_WORKERS/);
     assert.match(problems.join('\n'), /server\.safePortRange/);
     assert.match(problems.join('\n'), /model\.dir \/ --model-dir/);
     assert.match(problemsOf(() => loadConfig({ env: { SAGEMAKER_SAFE_PORT_RANGE: '9000-8000' } })).join(), /ascending/);

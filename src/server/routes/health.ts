@@ -20,7 +20,7 @@ export function healthRoutes(runtime: Runtime, config: Config, lifecycle: { read
     });
 
     app.get('/execution-parameters', async () => ({
-      MaxConcurrentTransforms: config.batch.maxConcurrentTransforms ?? runtime.model?.workers ?? 1,
+      MaxConcurrentTransforms: config.batch.maxConcurrentTransforms ?? runtime.model?.instances ?? 1,
       BatchStrategy: config.batch.strategy,
       MaxPayloadInMB: config.server.maxPayloadMb,
     }));

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { toOwnedTensor, type NamedTensors } from '../../codecs/tensor.js';
 import type { Config } from '../../config/schema.js';
 import { InferdError } from '../../errors.js';
+import type { Metrics } from '../../metrics.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { requestDecoder, responseEncoder } from '../content-types.js';
 
@@ -31,7 +32,9 @@ function clientGone(reply: FastifyReply): AbortSignal {
 }
 
 /** `POST /invocations`, and `POST /endpoints/:name/invocations` for unchanged SageMaker runtime clients. */
-export function invocationRoutes(runtime: Runtime, config: Config) {
+export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metrics) {
+  const errorCodes = new WeakMap<FastifyRequest, string>();
+
   const invoke = async (request: FastifyRequest, reply: FastifyReply) => {
     const model = runtime.model;
     if (!model || runtime.state !== 'ready') {
@@ -45,11 +48,19 @@ export function invocationRoutes(runtime: Runtime, config: Config) {
     if (!body || body.length === 0) throw new InferdError('INFERD_ERR_BODY_EMPTY', 'the request has no body');
 
     const shapeHeader = headers['x-inferd-shape'];
+    const decodeStarted = performance.now();
     const decoded = decoder.decode(body, model.signature, {
       shapeHeader: Array.isArray(shapeHeader) ? shapeHeader[0] : shapeHeader,
     });
-    const result = await runtime.infer(ownedInputs(decoded.inputs), { signal: clientGone(reply) });
+    const inputs = ownedInputs(decoded.inputs);
+    metrics.codec(model.name, 'decode', performance.now() - decodeStarted);
+
+    const result = await runtime.infer(inputs, { signal: clientGone(reply) });
+    metrics.queueWait(model.name, result.queueMs);
+
+    const encodeStarted = performance.now();
     const payload = encoder.encode(result.outputs, model.signature, { style: decoded.style, modelName: model.name });
+    metrics.codec(model.name, 'encode', performance.now() - encodeStarted);
 
     const customAttributes = headers[CUSTOM_ATTRIBUTES];
     if (customAttributes !== undefined) reply.header(CUSTOM_ATTRIBUTES, customAttributes);
@@ -57,6 +68,12 @@ export function invocationRoutes(runtime: Runtime, config: Config) {
   };
 
   return async (app: FastifyInstance) => {
+    app.addHook('onError', async (request, _reply, error) => {
+      errorCodes.set(request, (error as { code?: string }).code ?? 'INFERD_ERR_INTERNAL');
+    });
+    app.addHook('onResponse', async (request, reply) => {
+      metrics.request(runtime.model?.name ?? 'none', reply.statusCode, reply.elapsedTime, errorCodes.get(request));
+    });
     app.post('/invocations', invoke);
     app.post('/endpoints/:endpointName/invocations', invoke);
   };

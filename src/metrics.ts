@@ -1,0 +1,150 @@
+/**
+ * Prometheus metrics on one registry, served at `GET /metrics` on the serving port. Durations are
+ * histograms in seconds; gauges are read from the runtime's stats() at scrape time, so the request
+ * path only ever observes a value.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BatchObserver } from './runtime/batcher.js';
+import type { Runtime } from './runtime/runtime.js';
+
+const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const ROW_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096];
+
+export type CodecOperation = 'decode' | 'encode';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly #requestDuration = new Histogram({
+    name: 'inferd_request_duration_seconds',
+    help: 'Invocation time from the request arriving to the response sent, by status class.',
+    labelNames: ['model', 'status_class'] as const,
+    buckets: LATENCY_BUCKETS_S,
+    registers: [this.registry],
+  });
+  readonly #queueWait = new Histogram({
+    name: 'inferd_queue_wait_seconds',
+    help: 'Time a request waited in the batcher before its batch was dispatched.',
+    labelNames: ['model'] as const,
+    buckets: LATENCY_BUCKETS_S,
+    registers: [this.registry],
+  });
+  readonly #assemblyWait = new Histogram({
+    name: 'inferd_batch_assembly_wait_seconds',
+    help: 'Time a batch was held for more requests after an instance was free to run it.',
+    labelNames: ['model'] as const,
+    buckets: LATENCY_BUCKETS_S,
+    registers: [this.registry],
+  });
+  readonly #compute = new Histogram({
+    name: 'inferd_compute_seconds',
+    help: 'ONNX Runtime run() time of one batch, measured in the worker.',
+    labelNames: ['model'] as const,
+    buckets: LATENCY_BUCKETS_S,
+    registers: [this.registry],
+  });
+  readonly #codec = new Histogram({
+    name: 'inferd_codec_seconds',
+    help: 'Time to decode a request body into tensors, or encode outputs into a response body.',
+    labelNames: ['model', 'operation'] as const,
+    buckets: LATENCY_BUCKETS_S,
+    registers: [this.registry],
+  });
+  readonly #batchRows = new Histogram({
+    name: 'inferd_batch_size_rows',
+    help: 'Rows in each dispatched batch.',
+    labelNames: ['model'] as const,
+    buckets: ROW_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly #requests = new Counter({
+    name: 'inferd_requests_total',
+    help: 'Invocations answered, by status class.',
+    labelNames: ['model', 'status_class'] as const,
+    registers: [this.registry],
+  });
+  readonly #errors = new Counter({
+    name: 'inferd_request_errors_total',
+    help: 'Invocations answered with an error, by inferd error code.',
+    labelNames: ['model', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly #dispatches = new Counter({
+    name: 'inferd_batch_dispatches_total',
+    help: 'Batches dispatched, by reason: full, preferred (size reached), idle (no instance busy), delay (maxQueueDelayMs expired), shape (other shapes waiting).',
+    labelNames: ['model', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly #rows = new Counter({
+    name: 'inferd_rows_inferred_total',
+    help: 'Rows run through the model.',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(runtime: Runtime) {
+    collectDefaultMetrics({ register: this.registry });
+    // Gauges named like counters fail `promtool check metrics`; the labelled gauges without the
+    // suffix (nodejs_active_handles{type}, …) carry the same numbers.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      this.registry.removeSingleMetric(name);
+    }
+    const registers = [this.registry];
+    const perModel = (read: (stats: ReturnType<Runtime['stats']>) => number) =>
+      function (this: Gauge<'model'>) {
+        const model = runtime.model;
+        if (model) this.set({ model: model.name }, read(runtime.stats()));
+      };
+    new Gauge({ name: 'inferd_queued_requests', help: 'Requests waiting in the batcher.', labelNames: ['model'], registers, collect: perModel((s) => s.queued) });
+    new Gauge({ name: 'inferd_inflight_batches', help: 'Batches running in workers.', labelNames: ['model'], registers, collect: perModel((s) => s.inFlight) });
+    new Gauge({ name: 'inferd_busy_workers', help: 'Worker threads running a batch.', labelNames: ['model'], registers, collect: perModel((s) => s.busyWorkers) });
+    new Gauge({
+      name: 'inferd_workers',
+      help: 'Worker threads (model instances) per model.',
+      labelNames: ['model'],
+      registers,
+      collect: function (this: Gauge<'model'>) {
+        const model = runtime.model;
+        if (model) this.set({ model: model.name }, model.instances);
+      },
+    });
+    new Gauge({
+      name: 'inferd_loaded_models',
+      help: 'Models loaded and ready.',
+      registers,
+      collect: function (this: Gauge) {
+        this.set(runtime.state === 'ready' && runtime.model ? 1 : 0);
+      },
+    });
+  }
+
+  observer(model: string): BatchObserver {
+    return {
+      dispatched: ({ reason, rows, assemblyMs }) => {
+        this.#dispatches.inc({ model, reason });
+        this.#batchRows.observe({ model }, rows);
+        this.#assemblyWait.observe({ model }, assemblyMs / 1000);
+      },
+      completed: ({ rows, computeMs, ok }) => {
+        if (!ok) return;
+        this.#rows.inc({ model }, rows);
+        this.#compute.observe({ model }, computeMs / 1000);
+      },
+    };
+  }
+
+  request(model: string, statusCode: number, durationMs: number, errorCode: string | undefined): void {
+    const statusClass = `${Math.floor(statusCode / 100)}xx`;
+    this.#requests.inc({ model, status_class: statusClass });
+    this.#requestDuration.observe({ model, status_class: statusClass }, durationMs / 1000);
+    if (errorCode) this.#errors.inc({ model, code: errorCode });
+  }
+
+  queueWait(model: string, waitMs: number): void {
+    this.#queueWait.observe({ model }, waitMs / 1000);
+  }
+
+  codec(model: string, operation: CodecOperation, durationMs: number): void {
+    this.#codec.observe({ model, operation }, durationMs / 1000);
+  }
+}

@@ -1,0 +1,263 @@
+/**
+ * Dynamic batching on the main thread, before the hop into the worker pool. Queued requests
+ * that can be stacked (same batch key) are merged along dimension 0 up to `maxBatchSize` rows and
+ * handed to an idle instance; at most `instances` batches are in flight, so a request that leaves
+ * the queue starts at once. Everything still queued can be dropped safely (deadline passed,
+ * client gone); a running inference is never interrupted, only its late result discarded.
+ */
+import type { NamedTensors } from '../codecs/tensor.js';
+import { InferdError, errorFromCode } from '../errors.js';
+import { batchKey, mergeInputs, rowsOf, splitOutputs, type BatchLayout, type MergedBatch } from './batch-merge.js';
+import type { InferenceOutcome } from './worker-protocol.js';
+
+export type DispatchReason = 'full' | 'preferred' | 'idle' | 'delay' | 'shape';
+export const DISPATCH_REASONS: readonly DispatchReason[] = ['full', 'preferred', 'idle', 'delay', 'shape'];
+
+export interface InferenceResult {
+  readonly outputs: NamedTensors;
+  readonly computeMs: number;
+  readonly queueMs: number;
+  readonly batchRows: number;
+}
+
+export interface SubmitOptions {
+  /** Aborts the request while it waits (client disconnect). A running inference is never aborted. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface BatcherStats {
+  readonly queued: number;
+  readonly queuedRows: number;
+  readonly inFlight: number;
+}
+
+/** What a batcher reports as it works; metrics implement it, the batcher knows nothing of them. */
+export interface BatchObserver {
+  dispatched(event: { reason: DispatchReason; rows: number; requests: number; assemblyMs: number }): void;
+  completed(event: { rows: number; computeMs: number; ok: boolean }): void;
+}
+
+export interface BatchingOptions {
+  /** Rows per batch; 1 turns merging off. */
+  readonly maxBatchSize: number;
+  readonly maxQueueDelayMs: number;
+  readonly preferredBatchSizes: readonly number[];
+  /** Requests that may wait; beyond it, 503. */
+  readonly maxQueueSize: number;
+}
+
+export interface BatcherOptions extends BatchingOptions {
+  readonly run: (inputs: NamedTensors) => Promise<InferenceOutcome>;
+  /** Batches in flight at once: the instance count. */
+  readonly instances: number;
+  readonly timeoutMs: number;
+  readonly layout: BatchLayout;
+  readonly observer?: BatchObserver | undefined;
+}
+
+interface Pending {
+  readonly inputs: NamedTensors;
+  readonly rows: number;
+  readonly key: string;
+  readonly enqueuedAt: number;
+  readonly resolve: (result: InferenceResult) => void;
+  readonly reject: (error: InferdError) => void;
+  settled: boolean;
+  dispatched: boolean;
+  cleanup: () => void;
+}
+
+export class Batcher {
+  #options: BatcherOptions;
+  #queue: Pending[] = [];
+  #queued = 0;
+  #queuedRows = 0;
+  #inFlight = 0;
+  /** When an instance last became free: a batch held after it was waiting on purpose. */
+  #freeSince = performance.now();
+  #delayTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+  #idle: (() => void) | undefined;
+
+  constructor(options: BatcherOptions) {
+    this.#options = options;
+  }
+
+  stats(): BatcherStats {
+    return { queued: this.#queued, queuedRows: this.#queuedRows, inFlight: this.#inFlight };
+  }
+
+  submit(inputs: NamedTensors, { signal }: SubmitOptions = {}): Promise<InferenceResult> {
+    if (this.#closed) return Promise.reject(new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down'));
+    if (signal?.aborted) return Promise.reject(cancelled());
+    if (this.#queued >= this.#options.maxQueueSize) {
+      return Promise.reject(
+        new InferdError('INFERD_ERR_QUEUE_FULL', `the inference queue is full (${this.#options.maxQueueSize} requests waiting)`),
+      );
+    }
+    return new Promise<InferenceResult>((resolve, reject) => {
+      const entry: Pending = {
+        inputs,
+        rows: rowsOf(inputs),
+        key: this.#options.maxBatchSize > 1 ? batchKey(inputs, this.#options.layout) : '',
+        enqueuedAt: performance.now(),
+        resolve,
+        reject,
+        settled: false,
+        dispatched: false,
+        cleanup: () => {},
+      };
+      const timer = setTimeout(() => {
+        this.#settle(entry, new InferdError('INFERD_ERR_TIMEOUT', `no answer within ${this.#options.timeoutMs / 1000} s`));
+      }, this.#options.timeoutMs);
+      const onAbort = () => this.#settle(entry, cancelled());
+      signal?.addEventListener('abort', onAbort, { once: true });
+      entry.cleanup = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      this.#queue.push(entry);
+      this.#queued += 1;
+      this.#queuedRows += entry.rows;
+      this.#pump();
+    });
+  }
+
+  /** Rejects new work and resolves once nothing is queued or running. */
+  drain(): Promise<void> {
+    this.#closed = true;
+    if (this.#queued === 0 && this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#idle = resolve;
+    });
+  }
+
+  #settle(entry: Pending, outcome: InferdError | InferenceResult): void {
+    if (entry.settled) return;
+    entry.settled = true;
+    entry.cleanup();
+    if (!entry.dispatched) this.#leaveQueue(entry);
+    if (outcome instanceof InferdError) entry.reject(outcome);
+    else entry.resolve(outcome);
+    this.#checkIdle();
+  }
+
+  #leaveQueue(entry: Pending): void {
+    this.#queued -= 1;
+    this.#queuedRows -= entry.rows;
+  }
+
+  /** Picks the next batch: the oldest request and every later one that stacks with it and fits. */
+  #nextBatch(): { members: Pending[]; reason: DispatchReason | undefined } | undefined {
+    this.#queue = this.#queue.filter((entry) => !entry.settled && !entry.dispatched);
+    const head = this.#queue[0];
+    if (!head) return undefined;
+    const { maxBatchSize, preferredBatchSizes, maxQueueDelayMs } = this.#options;
+    const members = [head];
+    let rows = head.rows;
+    let full = rows >= maxBatchSize;
+    let otherShapeWaiting = false;
+    for (let i = 1; i < this.#queue.length && !full; i += 1) {
+      const entry = this.#queue[i]!;
+      if (entry.key !== head.key) otherShapeWaiting = true;
+      else if (rows + entry.rows > maxBatchSize) full = true;
+      else {
+        members.push(entry);
+        rows += entry.rows;
+        full = rows >= maxBatchSize;
+      }
+    }
+    let reason: DispatchReason | undefined;
+    if (full) reason = 'full';
+    else if (preferredBatchSizes.includes(rows)) reason = 'preferred';
+    else if (otherShapeWaiting) reason = 'shape';
+    else if (this.#inFlight === 0) reason = 'idle';
+    else if (performance.now() - head.enqueuedAt >= maxQueueDelayMs) reason = 'delay';
+    return { members, reason };
+  }
+
+  #pump(): void {
+    while (this.#inFlight < this.#options.instances) {
+      const next = this.#nextBatch();
+      if (!next) return;
+      if (!next.reason) {
+        // An instance is free but others are busy: hold the batch so more requests can join,
+        // up to maxQueueDelayMs after its oldest request arrived.
+        this.#armDelay(next.members[0]!.enqueuedAt);
+        return;
+      }
+      void this.#dispatch(next.members, next.reason);
+    }
+  }
+
+  #armDelay(oldestEnqueuedAt: number): void {
+    if (this.#delayTimer) return;
+    const waitMs = Math.max(0, oldestEnqueuedAt + this.#options.maxQueueDelayMs - performance.now());
+    this.#delayTimer = setTimeout(() => {
+      this.#delayTimer = undefined;
+      this.#pump();
+    }, Math.ceil(waitMs));
+  }
+
+  async #dispatch(members: Pending[], reason: DispatchReason): Promise<void> {
+    const now = performance.now();
+    for (const entry of members) {
+      entry.dispatched = true;
+      this.#leaveQueue(entry);
+    }
+    this.#inFlight += 1;
+    const rows = members.reduce((sum, entry) => sum + entry.rows, 0);
+    this.#options.observer?.dispatched({
+      reason,
+      rows,
+      requests: members.length,
+      assemblyMs: Math.max(0, now - Math.max(members[0]!.enqueuedAt, this.#freeSince)),
+    });
+
+    const batch: MergedBatch | undefined =
+      members.length === 1 ? undefined : mergeInputs(members.map((entry) => entry.inputs), this.#options.layout);
+    const outcome = await this.#options.run(batch ? batch.inputs : members[0]!.inputs);
+    this.#inFlight -= 1;
+    this.#freeSince = performance.now();
+    this.#options.observer?.completed({ rows, computeMs: outcome.ok ? outcome.computeMs : 0, ok: outcome.ok });
+
+    const computeMs = outcome.ok ? outcome.computeMs : 0;
+    const results = this.#results(members, outcome, batch);
+    members.forEach((entry, i) => {
+      const result = results[i]!;
+      this.#settle(
+        entry,
+        result instanceof InferdError ? result : { outputs: result, computeMs, queueMs: now - entry.enqueuedAt, batchRows: rows },
+      );
+    });
+    this.#pump();
+    this.#checkIdle();
+  }
+
+  /** One result per member; a batch failure fails every member with the same error. */
+  #results(members: Pending[], outcome: InferenceOutcome, batch: MergedBatch | undefined): Array<NamedTensors | InferdError> {
+    if (!outcome.ok) {
+      const error = errorFromCode(outcome.code, outcome.message);
+      return members.map(() => error);
+    }
+    if (!batch) return [outcome.outputs];
+    try {
+      return splitOutputs(outcome.outputs, batch, this.#options.layout);
+    } catch (error) {
+      const failure = new InferdError('INFERD_ERR_INFERENCE_FAILED', `cannot split the batch: ${(error as Error).message}`);
+      return members.map(() => failure);
+    }
+  }
+
+  #checkIdle(): void {
+    if (this.#idle && this.#queued === 0 && this.#inFlight === 0) {
+      const idle = this.#idle;
+      this.#idle = undefined;
+      idle();
+    }
+  }
+}
+
+function cancelled(): InferdError {
+  return new InferdError('INFERD_ERR_CANCELLED', 'the client closed the connection before inference started');
+}

@@ -1,0 +1,174 @@
+/**
+ * Merge, split and pad, as properties: random requests (row counts, widths, lengths, dtypes)
+ * survive a merge and a split unchanged, and on the real fixture models a batched run gives each
+ * request exactly what running it alone gives.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import ort from 'onnxruntime-node';
+import { allocate, type DType, type ModelSignature, type NamedTensors, type Tensor } from '../../src/codecs/tensor.js';
+import { batchKey, batchLayout, mergeInputs, splitOutputs } from '../../src/runtime/batch-merge.js';
+import { MODELS } from '../helper.js';
+
+const DTYPES: DType[] = ['float32', 'float64', 'int32', 'int64', 'uint8', 'bool'];
+
+function tensorOf(dtype: DType, dims: number[], seed: number): Tensor {
+  const data = allocate(dtype, dims.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < data.length; i += 1) {
+    const value = (seed * 31 + i * 7) % 100;
+    if (data instanceof BigInt64Array) data[i] = BigInt(value);
+    else (data as Float32Array)[i] = dtype === 'bool' ? value % 2 : value;
+  }
+  return { dtype, dims, data };
+}
+
+const toArray = (t: Tensor) => Array.from(t.data as ArrayLike<number | bigint>);
+
+/** An identity "model": its outputs are its inputs, so merge ∘ split must be the identity. */
+function echoSignature(dtype: DType, width: number | null, dimName: string | null): ModelSignature {
+  const spec = { name: 'x', dtype, shape: [null, width], dimNames: ['batch', dimName] };
+  return { inputs: [spec], outputs: [spec] };
+}
+
+describe('merge and split', () => {
+  it('stack and unstack requests of random row counts along dimension 0', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...DTYPES),
+        fc.integer({ min: 1, max: 6 }),
+        fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 8 }),
+        (dtype, width, rowCounts) => {
+          const layout = batchLayout(echoSignature(dtype, width, null), {});
+          const members = rowCounts.map((rows, i) => ({ x: tensorOf(dtype, [rows, width], i) }));
+          const keys = new Set(members.map((m) => batchKey(m, layout)));
+          assert.equal(keys.size, 1, 'same shapes share a key');
+          const batch = mergeInputs(members, layout);
+          assert.deepEqual(batch.inputs.x!.dims, [rowCounts.reduce((a, b) => a + b, 0), width]);
+          const split = splitOutputs(batch.inputs, batch, layout);
+          split.forEach((result, i) => {
+            assert.deepEqual(result.x!.dims, members[i]!.x.dims);
+            assert.deepEqual(toArray(result.x!), toArray(members[i]!.x));
+          });
+        },
+      ),
+    );
+  });
+
+  it('never share a key across different unpadded shapes or dtypes', () => {
+    const layout = batchLayout(echoSignature('float32', null, 'seq'), {});
+    const key = (dims: number[], dtype: DType = 'float32') => batchKey({ x: tensorOf(dtype, dims, 0) }, layout);
+    assert.notEqual(key([1, 3]), key([1, 4]));
+    assert.notEqual(key([1, 3]), key([1, 3], 'float64'));
+    assert.equal(key([1, 3]), key([5, 3]));
+  });
+
+  it('pad a variable dimension to the batch length or bucket, and strip it from the outputs', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ rows: fc.integer({ min: 1, max: 3 }), length: fc.integer({ min: 1, max: 12 }) }), {
+          minLength: 1,
+          maxLength: 6,
+        }),
+        fc.option(fc.constant([4, 8, 16]), { nil: undefined }),
+        (requests, buckets) => {
+          const layout = batchLayout(echoSignature('int64', null, 'seq'), { seq: { value: 0, buckets } });
+          const members = requests.map(({ rows, length }, i) => ({ x: tensorOf('int64', [rows, length], i + 1) }));
+          const groups = new Map<string, NamedTensors[]>();
+          for (const member of members) {
+            const key = batchKey(member, layout);
+            groups.set(key, [...(groups.get(key) ?? []), member]);
+          }
+          if (!buckets) assert.equal(groups.size, 1, 'without buckets every length shares one batch');
+          for (const group of groups.values()) {
+            const batch = mergeInputs(group, layout);
+            const longest = Math.max(...group.map((m) => m.x!.dims[1]!));
+            const expected = buckets ? buckets.find((b) => b >= longest)! : longest;
+            assert.equal(batch.inputs.x!.dims[1], expected);
+            const split = splitOutputs(batch.inputs, batch, layout);
+            split.forEach((result, i) => assert.deepEqual(toArray(result.x!), toArray(group[i]!.x!)));
+          }
+        },
+      ),
+    );
+  });
+
+  it('refuse to split outputs whose row count is not the batch row count', () => {
+    const layout = batchLayout(echoSignature('float32', 2, null), {});
+    const batch = mergeInputs([{ x: tensorOf('float32', [2, 2], 0) }, { x: tensorOf('float32', [1, 2], 1) }], layout);
+    assert.throws(() => splitOutputs({ x: tensorOf('float32', [2, 2], 0) }, batch, layout), /2 rows for a batch of 3/);
+  });
+});
+
+async function runAlone(session: ort.InferenceSession, inputs: NamedTensors): Promise<NamedTensors> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(inputs)) feeds[name] = new ort.Tensor(t.dtype, t.data as Float32Array, [...t.dims]);
+  const results = await session.run(feeds);
+  const outputs: NamedTensors = {};
+  for (const [name, t] of Object.entries(results)) outputs[name] = { dtype: t.type as DType, dims: [...t.dims], data: t.data as Float32Array };
+  return outputs;
+}
+
+function signatureOf(session: ort.InferenceSession): ModelSignature {
+  const spec = (m: ort.InferenceSession.ValueMetadata) => {
+    const shape = (m as unknown as { shape: Array<number | string> }).shape;
+    return {
+      name: m.name,
+      dtype: (m as unknown as { type: DType }).type,
+      shape: shape.map((d) => (typeof d === 'number' ? d : null)),
+      dimNames: shape.map((d) => (typeof d === 'string' ? d : null)),
+    };
+  };
+  return { inputs: session.inputMetadata.map(spec), outputs: session.outputMetadata.map(spec) };
+}
+
+describe('batched runs of the real fixture models', () => {
+  for (const [name, dir] of [
+    ['churn-forest', MODELS.forest],
+    ['churn-mlp', MODELS.mlp],
+  ] as const) {
+    it(`${name}: each request's outputs are what it gets alone`, async () => {
+      const session = await ort.InferenceSession.create(`${dir}/model.onnx`);
+      const layout = batchLayout(signatureOf(session), {});
+      await fc.assert(
+        fc.asyncProperty(fc.array(fc.integer({ min: 1, max: 9 }), { minLength: 2, maxLength: 6 }), async (rowCounts) => {
+          const members = rowCounts.map((rows, i) => ({
+            features: { dtype: 'float32' as const, dims: [rows, 20], data: Float32Array.from({ length: rows * 20 }, (_, j) => ((i * 13 + j) % 17) - 8) },
+          }));
+          const batch = mergeInputs(members, layout);
+          const split = splitOutputs(await runAlone(session, batch.inputs), batch, layout);
+          for (const [i, member] of members.entries()) {
+            const alone = await runAlone(session, member);
+            for (const output of Object.keys(alone)) assert.deepEqual(toArray(split[i]![output]!), toArray(alone[output]!));
+          }
+        }),
+        { numRuns: 20 },
+      );
+    });
+  }
+
+  it('token-scores: padded sequences give each request its own unpadded scores', async () => {
+    const session = await ort.InferenceSession.create(`${MODELS.tokens}/model.onnx`);
+    const layout = batchLayout(signatureOf(session), { seq: { value: 0, buckets: [4, 8, 16] } });
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.integer({ min: 1, max: 16 }), { minLength: 2, maxLength: 6 }), async (lengths) => {
+        const members = lengths.map((length, i) => ({
+          input_ids: { dtype: 'int64' as const, dims: [1, length], data: BigInt64Array.from({ length }, (_, j) => BigInt(1 + ((i + j) % 15))) },
+          attention_mask: { dtype: 'int64' as const, dims: [1, length], data: new BigInt64Array(length).fill(1n) },
+        }));
+        const groups = new Map<string, NamedTensors[]>();
+        for (const m of members) groups.set(batchKey(m, layout), [...(groups.get(batchKey(m, layout)) ?? []), m]);
+        for (const group of groups.values()) {
+          const batch = mergeInputs(group, layout);
+          const split = splitOutputs(await runAlone(session, batch.inputs), batch, layout);
+          for (const [i, member] of group.entries()) {
+            const alone = await runAlone(session, member);
+            assert.deepEqual(split[i]!.scores!.dims, alone.scores!.dims);
+            assert.deepEqual(toArray(split[i]!.scores!), toArray(alone.scores!));
+          }
+        }
+      }),
+      { numRuns: 20 },
+    );
+  });
+});

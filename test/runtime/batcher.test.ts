@@ -1,0 +1,202 @@
+/**
+ * The batcher's dispatch policy, deadlines and removals. `run` is a gate the test opens by hand,
+ * echoing inputs back as outputs, so every state is reached deterministically; the real pool
+ * and models are covered by the server tests.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { NamedTensors } from '../../src/codecs/tensor.js';
+import { batchLayout } from '../../src/runtime/batch-merge.js';
+import { Batcher, type BatcherOptions, type DispatchReason } from '../../src/runtime/batcher.js';
+import type { InferenceOutcome } from '../../src/runtime/worker-protocol.js';
+
+const SIGNATURE = {
+  inputs: [{ name: 'x', dtype: 'float32' as const, shape: [null, null], dimNames: ['batch', 'width'] }],
+  outputs: [{ name: 'x', dtype: 'float32' as const, shape: [null, null], dimNames: ['batch', 'width'] }],
+};
+
+function request(rows: number, width = 2, value = rows): NamedTensors {
+  return { x: { dtype: 'float32', dims: [rows, width], data: new Float32Array(rows * width).fill(value) } };
+}
+
+function gatedBatcher(options: Partial<BatcherOptions> = {}) {
+  const runs: Array<{ rows: number; open: (outcome?: InferenceOutcome) => void }> = [];
+  const dispatches: Array<{ reason: DispatchReason; rows: number; requests: number }> = [];
+  const batcher: Batcher = new Batcher({
+    maxBatchSize: 8,
+    maxQueueDelayMs: 1_000,
+    preferredBatchSizes: [],
+    maxQueueSize: 16,
+    instances: 1,
+    timeoutMs: 10_000,
+    layout: batchLayout(SIGNATURE, {}),
+    observer: { dispatched: ({ reason, rows, requests }) => dispatches.push({ reason, rows, requests }), completed: () => {} },
+    run: (inputs) =>
+      new Promise((resolve) => {
+        runs.push({ rows: inputs.x!.dims[0]!, open: (outcome) => resolve(outcome ?? { ok: true, outputs: inputs, computeMs: 1 }) });
+      }),
+    ...options,
+  });
+  /** Opens every gate until nothing is queued or running, so no timer outlives the test. */
+  const finish = async () => {
+    for (let opened = 0; batcher.stats().queued + batcher.stats().inFlight > 0; ) {
+      while (opened < runs.length) runs[opened++]!.open();
+      await tick();
+    }
+  };
+  const submit = (inputs: NamedTensors, signal?: AbortSignal) => {
+    const result = batcher.submit(inputs, { signal });
+    result.catch(() => {});
+    return result;
+  };
+  return { batcher, submit, runs, dispatches, finish };
+}
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('Batcher', () => {
+  it('runs at once when every instance is idle, then merges what queued meanwhile, by rows', async () => {
+    const { batcher, submit, runs, dispatches, finish } = gatedBatcher({ maxBatchSize: 6 });
+    const first = submit(request(1));
+    assert.deepEqual(dispatches, [{ reason: 'idle', rows: 1, requests: 1 }]);
+    const queued = [submit(request(3)), submit(request(2)), submit(request(4))];
+    assert.deepEqual(batcher.stats(), { queued: 3, queuedRows: 9, inFlight: 1 });
+    runs[0]!.open();
+    await first;
+    await tick();
+    // 3 + 2 rows fit in 6; the 4-row request would not: the batch is full.
+    assert.deepEqual(dispatches[1], { reason: 'full', rows: 5, requests: 2 });
+    runs[1]!.open();
+    await tick();
+    assert.deepEqual(dispatches[2], { reason: 'idle', rows: 4, requests: 1 });
+    runs[2]!.open();
+    const results = await Promise.all(queued);
+    // Each request gets its own rows back, in order.
+    results.forEach((result, i) => {
+      assert.deepEqual(result.outputs.x!.dims, [[3, 2, 4][i], 2]);
+      assert.ok(Array.from(result.outputs.x!.data as Float32Array).every((v) => v === [3, 2, 4][i]));
+    });
+    assert.equal(results[0]!.batchRows, 5);
+    await finish();
+  });
+
+  it('holds a batch while another instance is busy, until maxQueueDelayMs or a preferred size', async () => {
+    const { submit, runs, dispatches, finish } = gatedBatcher({ instances: 2, maxQueueDelayMs: 30, preferredBatchSizes: [3] });
+    void submit(request(1));
+    void submit(request(1));
+    assert.equal(dispatches.length, 1, 'the second waits: one instance is busy');
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    assert.deepEqual(dispatches[1], { reason: 'delay', rows: 1, requests: 1 });
+    runs[1]!.open();
+    await tick();
+    void submit(request(1));
+    void submit(request(2));
+    assert.deepEqual(dispatches[2], { reason: 'preferred', rows: 3, requests: 2 });
+    await finish();
+  });
+
+  it('never merges requests of different shapes, and lets other shapes go first', async () => {
+    const { submit, runs, dispatches, finish } = gatedBatcher();
+    void submit(request(1, 2));
+    const a = submit(request(1, 3));
+    const b = submit(request(1, 2));
+    const c = submit(request(1, 3));
+    runs[0]!.open();
+    await tick();
+    assert.deepEqual(dispatches[1], { reason: 'shape', rows: 2, requests: 2 });
+    runs[1]!.open();
+    await tick();
+    runs[2]!.open();
+    assert.deepEqual((await a).outputs.x!.dims, [1, 3]);
+    assert.deepEqual((await c).outputs.x!.dims, [1, 3]);
+    assert.deepEqual((await b).outputs.x!.dims, [1, 2]);
+    await finish();
+  });
+
+  it('answers a queued request 504 at its deadline and drops it; a running one is never cut', async () => {
+    const { batcher, submit, runs, finish } = gatedBatcher({ timeoutMs: 40 });
+    const running = submit(request(1));
+    const queued = submit(request(1));
+    await Promise.all([
+      assert.rejects(queued, { code: 'INFERD_ERR_TIMEOUT' }),
+      assert.rejects(running, { code: 'INFERD_ERR_TIMEOUT' }),
+    ]);
+    assert.deepEqual(batcher.stats(), { queued: 0, queuedRows: 0, inFlight: 1 });
+    runs[0]!.open();
+    await tick();
+    assert.equal(runs.length, 1, 'the expired request never ran');
+    assert.equal(batcher.stats().inFlight, 0);
+    await finish();
+  });
+
+  it('drops a request whose client disconnects while it is queued', async () => {
+    const { submit, runs, finish } = gatedBatcher();
+    void submit(request(1));
+    const controller = new AbortController();
+    const queued = submit(request(1), controller.signal);
+    controller.abort();
+    await assert.rejects(queued, { code: 'INFERD_ERR_CANCELLED' });
+    runs[0]!.open();
+    await tick();
+    assert.equal(runs.length, 1);
+    await finish();
+  });
+
+  it('refuses with 503 beyond maxQueueSize', async () => {
+    const { submit, finish } = gatedBatcher({ maxQueueSize: 2 });
+    void submit(request(1));
+    void submit(request(1));
+    void submit(request(1));
+    await assert.rejects(submit(request(1)), { code: 'INFERD_ERR_QUEUE_FULL' });
+    await finish();
+  });
+
+  it('fails every member of a failed batch with the same error', async () => {
+    const { submit, runs, finish } = gatedBatcher();
+    void submit(request(1)).catch(() => {});
+    const members = [submit(request(1)), submit(request(2))];
+    runs[0]!.open();
+    await tick();
+    runs[1]!.open({ ok: false, code: 'INFERD_ERR_INFERENCE_FAILED', message: 'boom' });
+    for (const member of members) await assert.rejects(member, { code: 'INFERD_ERR_INFERENCE_FAILED', message: 'boom' });
+    await finish();
+  });
+
+  it('fails the whole batch when the model returns the wrong row count', async () => {
+    const { submit, runs, finish } = gatedBatcher();
+    void submit(request(1));
+    const members = [submit(request(1)), submit(request(2))];
+    runs[0]!.open();
+    await tick();
+    runs[1]!.open({ ok: true, outputs: request(2), computeMs: 1 });
+    for (const member of members) await assert.rejects(member, { code: 'INFERD_ERR_INFERENCE_FAILED', message: /2 rows for a batch of 3/ });
+    await finish();
+  });
+
+  it('with maxBatchSize 1, never merges', async () => {
+    const { submit, runs, dispatches, finish } = gatedBatcher({ maxBatchSize: 1 });
+    const all = [1, 2, 3].map(() => submit(request(1)));
+    for (let i = 0; i < 3; i += 1) {
+      runs[i]!.open();
+      await tick();
+    }
+    await Promise.all(all);
+    assert.deepEqual(dispatches.map((d) => d.requests), [1, 1, 1]);
+    await finish();
+  });
+
+  it('drain waits for queued and running work, then refuses new work', async () => {
+    const { batcher, submit, runs, finish } = gatedBatcher();
+    const work = [submit(request(1)), submit(request(1))];
+    let drained = false;
+    const draining = batcher.drain().then(() => (drained = true));
+    await assert.rejects(submit(request(1)), { code: 'INFERD_ERR_SHUTTING_DOWN' });
+    runs[0]!.open();
+    await tick();
+    assert.equal(drained, false);
+    runs[1]!.open();
+    await Promise.all([...work, draining]);
+    assert.equal(drained, true);
+    await finish();
+  });
+});

@@ -1,0 +1,86 @@
+/** /metrics: valid Prometheus exposition (promtool), and batching that shows in it. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { MODELS, REPO_ROOT, invoke, startServer } from '../helper.js';
+
+const PROMTOOL = `${REPO_ROOT}.tools/bin/promtool`;
+
+async function promtoolCheck(exposition: string): Promise<{ code: number | null; output: string }> {
+  const child = spawn(PROMTOOL, ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stdin.end(exposition);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', resolve);
+  });
+  return { code, output };
+}
+
+/** The value of one sample, e.g. `inferd_batch_size_rows_count{model="churn-mlp"}`. */
+function sample(exposition: string, series: string): number {
+  const line = exposition.split('\n').find((l) => l.startsWith(`${series} `));
+  assert.ok(line, `${series} is exposed`);
+  return Number(line.slice(series.length + 1));
+}
+
+const row = (seed: number) => Array.from({ length: 20 }, (_, i) => ((seed + i) % 7) - 3);
+
+describe('GET /metrics', () => {
+  it('passes promtool check metrics, and shows batches of more than one row under concurrent load', async (t) => {
+    const server = await startServer(MODELS.mlp, { env: { SAGEMAKER_MODEL_SERVER_WORKERS: '1' } });
+    t.after(() => server.http.close());
+    const results = await Promise.all(
+      Array.from({ length: 64 }, (_, i) => invoke(server.url, JSON.stringify([row(i)]), { 'content-type': 'application/json' })),
+    );
+    assert.deepEqual(results.map((r) => r.status), Array(64).fill(200));
+    const bad = await invoke(server.url, JSON.stringify([[1, 2]]), { 'content-type': 'application/json' });
+    assert.equal(bad.status, 422);
+
+    const response = await fetch(`${server.url}/metrics`);
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('content-type')!, /^text\/plain; version=0\.0\.4/);
+    const exposition = await response.text();
+    const check = await promtoolCheck(exposition);
+    assert.equal(check.code, 0, check.output);
+    assert.equal(check.output.trim(), '', `promtool found no problems:\n${check.output}`);
+
+    const m = '{model="churn-mlp"}';
+    const batches = sample(exposition, `inferd_batch_size_rows_count${m}`);
+    const rows = sample(exposition, `inferd_batch_size_rows_sum${m}`);
+    assert.equal(rows, 64, 'every row inferred once; the warm-up and the refused request are not counted');
+    assert.ok(batches < rows, `batches of more than one row formed: ${rows} rows in ${batches} batches`);
+    assert.equal(sample(exposition, `inferd_rows_inferred_total${m}`), 64);
+    assert.equal(sample(exposition, 'inferd_requests_total{model="churn-mlp",status_class="2xx"}'), 64);
+    assert.equal(sample(exposition, 'inferd_request_errors_total{model="churn-mlp",code="INFERD_ERR_INPUT_INVALID"}'), 1);
+    assert.equal(sample(exposition, `inferd_workers${m}`), 1);
+    assert.equal(sample(exposition, 'inferd_loaded_models'), 1);
+    assert.equal(sample(exposition, `inferd_queued_requests${m}`), 0);
+    for (const name of ['inferd_queue_wait_seconds', 'inferd_compute_seconds', 'inferd_batch_assembly_wait_seconds', 'inferd_request_duration_seconds']) {
+      assert.match(exposition, new RegExp(`^${name}_bucket`, 'm'));
+    }
+    assert.match(exposition, /^inferd_codec_seconds_count\{model="churn-mlp",operation="decode"\} 64$/m);
+    assert.match(exposition, /^inferd_batch_dispatches_total\{model="churn-mlp",reason="(idle|full|delay|preferred|shape)"\} \d+$/m);
+    assert.match(exposition, /^process_cpu_seconds_total /m);
+  });
+
+  it('never batches a model whose batch dimension is fixed at 1', async (t) => {
+    const server = await startServer(MODELS.fixedBatch);
+    t.after(() => server.http.close());
+    const results = await Promise.all(
+      Array.from({ length: 24 }, (_, i) => invoke(server.url, JSON.stringify([[i, -i, i, -1]]), { 'content-type': 'application/json' })),
+    );
+    results.forEach((res, i) => {
+      assert.equal(res.status, 200, res.text);
+      assert.deepEqual(JSON.parse(res.text).predictions, [[i, 0, i, 0]]);
+    });
+    const exposition = await (await fetch(`${server.url}/metrics`)).text();
+    const m = '{model="fixed-batch"}';
+    assert.equal(sample(exposition, `inferd_batch_size_rows_count${m}`), 24);
+    assert.equal(sample(exposition, `inferd_batch_size_rows_sum${m}`), 24);
+    const { models } = (await (await fetch(`${server.url}/models`)).json()) as { models: Array<{ batching: { maxBatchSize: number } }> };
+    assert.equal(models[0]!.batching.maxBatchSize, 1);
+  });
+});
