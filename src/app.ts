@@ -3,6 +3,8 @@
  * listening. `main.ts` listens and handles signals; tests call this directly.
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Registry } from 'prom-client';
+import type { ClusterLink } from './cluster.js';
 import type { Config } from './config/schema.js';
 import { Metrics } from './metrics.js';
 import { Runtime } from './runtime/runtime.js';
@@ -17,6 +19,13 @@ export interface App {
   readonly http: FastifyInstance;
   readonly runtime: Runtime;
   readonly metrics: Metrics;
+  /** Present when this process is one of several serving the port (`--processes`). */
+  readonly cluster: ClusterLink | undefined;
+}
+
+export interface AppOptions {
+  /** Joins the other server processes of a cluster, given this process's metrics registry. */
+  readonly joinCluster?: ((registry: Registry) => ClusterLink) | undefined;
 }
 
 const MIB = 1024 * 1024;
@@ -34,7 +43,7 @@ class RequestLog extends LogController {
   }
 }
 
-export function buildApp(config: Config): App {
+export function buildApp(config: Config, options: AppOptions = {}): App {
   const bodyLimitBytes = Math.floor(config.server.maxPayloadMb * MIB);
   const http = Fastify({
     logger: { level: config.server.logLevel },
@@ -51,6 +60,7 @@ export function buildApp(config: Config): App {
   });
   const runtime: Runtime = new Runtime(config, { log: http.log, observer: (model) => metrics.observer(model) });
   const metrics = new Metrics(runtime);
+  const cluster = options.joinCluster?.(metrics.registry);
 
   installBodyParser(http, bodyLimitBytes);
   installErrorHandler(http, { maxPayloadMb: config.server.maxPayloadMb });
@@ -75,8 +85,8 @@ export function buildApp(config: Config): App {
     await runtime.close();
   });
 
-  void http.register(healthRoutes(runtime, config, lifecycle));
+  void http.register(healthRoutes(runtime, config, { lifecycle, cluster }));
   void http.register(invocationRoutes(runtime, config, metrics));
-  void http.register(metricsRoutes(metrics));
-  return { http, runtime, metrics };
+  void http.register(metricsRoutes(metrics, cluster));
+  return { http, runtime, metrics, cluster };
 }

@@ -4,11 +4,13 @@
  * (docker run IMAGE serve) both land here.
  */
 import { parseArgs } from 'node:util';
+import { pino } from 'pino';
 import { buildApp } from './app.js';
+import { isClusterWorker, joinCluster, runPrimary } from './cluster.js';
 import { ConfigError, loadConfig } from './config/load-config.js';
 import { InferdError } from './errors.js';
 
-const USAGE = `Usage: inferd serve [--model-dir DIR] [--port N] [--instances N] [--config FILE]
+const USAGE = `Usage: inferd serve [--model-dir DIR] [--port N] [--instances N] [--processes N|auto] [--config FILE]
 
 Serves the ONNX model in DIR over SageMaker's container contract (GET /ping, POST /invocations).
 Every setting can also come from the environment; see README.md, "Configuration".`;
@@ -21,6 +23,7 @@ function parseCommandLine(argv: readonly string[]) {
       'model-dir': { type: 'string' },
       port: { type: 'string' },
       instances: { type: 'string' },
+      processes: { type: 'string' },
       config: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -30,7 +33,11 @@ function parseCommandLine(argv: readonly string[]) {
 
 async function serve(flags: Record<string, string | undefined>, configFile: string | undefined): Promise<void> {
   const config = loadConfig({ flags, env: process.env, configFile });
-  const { http, runtime } = buildApp(config);
+  if (config.server.processes > 1 && !isClusterWorker()) {
+    const log = pino({ level: config.server.logLevel });
+    process.exit(await runPrimary(config.server.processes, config.server.shutdownTimeoutS, log));
+  }
+  const { http, runtime, cluster } = buildApp(config, { joinCluster: isClusterWorker() ? joinCluster : undefined });
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -58,6 +65,7 @@ async function serve(flags: Record<string, string | undefined>, configFile: stri
     http.log.fatal({ code }, (error as Error).message);
     process.exit(1);
   }
+  cluster?.reportReady();
 }
 
 async function main(): Promise<void> {

@@ -112,6 +112,8 @@ export class Metrics {
       name: 'inferd_loaded_models',
       help: 'Models loaded and ready.',
       registers,
+      // Across server processes a model counts as loaded when every process has it.
+      aggregator: 'min',
       collect: function (this: Gauge) {
         this.set(runtime.state === 'ready' && runtime.model ? 1 : 0);
       },

@@ -3,6 +3,7 @@
  * configuration table is generated from this file (`npm run docs`) and a test fails when the
  * committed table is stale. Sources, later winning: defaults < JSON file < environment < CLI.
  */
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
 const seconds = (description: string, fallback: number) =>
@@ -48,6 +49,13 @@ export const ConfigSchema = z
           .default('application/json')
           .describe('Response type when `Accept` is absent or `*/*`.'),
         logLevel: logLevel.default('info').describe('Log level: trace, debug, info, warn, error, fatal, silent, or SageMaker\'s numeric 10-50.'),
+        processes: z
+          .preprocess(
+            (value) => (String(value).trim().toLowerCase() === 'auto' ? Math.max(1, Math.floor(availableParallelism() / 2)) : value),
+            z.coerce.number().int().min(1).max(256),
+          )
+          .default(1)
+          .describe('Server processes sharing the port (node:cluster), each with its own batchers and instances; `auto`: cores / 2.'),
         shutdownTimeoutS: seconds('Longest drain on SIGTERM before the process exits anyway (SageMaker kills at 30 s).', 25),
       })
       .strict()
@@ -142,6 +150,7 @@ export const ENV_VARS: Record<string, readonly [keyof Config, string]> = {
   SAGEMAKER_BATCH_STRATEGY: ['batch', 'strategy'],
   SAGEMAKER_MAX_CONCURRENT_TRANSFORMS: ['batch', 'maxConcurrentTransforms'],
   INFERD_HOST: ['server', 'host'],
+  INFERD_PROCESSES: ['server', 'processes'],
   INFERD_SHUTDOWN_TIMEOUT_S: ['server', 'shutdownTimeoutS'],
   INFERD_MODEL_DIR: ['model', 'dir'],
   INFERD_MAX_BATCH_SIZE: ['batching', 'maxBatchSize'],
@@ -154,6 +163,7 @@ export const ENV_VARS: Record<string, readonly [keyof Config, string]> = {
 /** CLI flags of `inferd serve`, and where they land. */
 export const CLI_FLAGS: Record<string, readonly [keyof Config, string]> = {
   port: ['server', 'port'],
+  processes: ['server', 'processes'],
   'model-dir': ['model', 'dir'],
   instances: ['model', 'instances'],
 };

@@ -134,14 +134,17 @@ export class Runtime {
     const cores = availableParallelism();
     const { config } = location;
     const threads = config.intraOpNumThreads;
-    // On CPU one core stays with the HTTP thread: decoding, encoding and /ping live there. On a
-    // GPU, two sessions overlap one's host work with the other's kernels.
-    const fallback = config.executionProvider === 'cuda' ? 2 : Math.max(1, Math.floor((cores - 1) / threads));
+    // On CPU one core per server process stays with its HTTP thread: decoding, encoding and /ping
+    // live there. On a GPU, two sessions overlap one's host work with the other's kernels.
+    const processes = this.#config.server.processes;
+    const fallback =
+      config.executionProvider === 'cuda' ? 2 : Math.max(1, Math.floor((cores - processes) / (processes * threads)));
     const instances = config.instances ?? this.#config.model.instances ?? fallback;
-    if (config.executionProvider === 'cpu' && instances * threads > cores) {
+    const threadsInAll = processes * instances * threads;
+    if (config.executionProvider === 'cpu' && threadsInAll > cores) {
       this.#log.warn(
-        { instances, intraOpNumThreads: threads, cores },
-        `instances × intraOpNumThreads (${instances * threads}) exceeds the ${cores} available cores; expect contention`,
+        { processes, instances, intraOpNumThreads: threads, cores },
+        `processes × instances × intraOpNumThreads (${threadsInAll}) exceeds the ${cores} available cores; expect contention`,
       );
     }
     return instances;

@@ -64,6 +64,7 @@ describe('loadConfig', () => {
     ['INFERD_MODEL_DIR', '/models/x', (c) => c.model.dir, '/models/x'],
     ['INFERD_REQUIRE_GPU', 'true', (c) => c.model.requireGpu, true],
     ['INFERD_MAX_QUEUE_SIZE', '12', (c) => c.batching.maxQueueSize, 12],
+    ['INFERD_PROCESSES', '3', (c) => c.server.processes, 3],
     ['INFERD_MAX_BATCH_SIZE', '1', (c) => c.batching.maxBatchSize, 1],
     ['INFERD_MAX_QUEUE_DELAY_MS', '0.5', (c) => c.batching.maxQueueDelayMs, 0.5],
   ];

@@ -1,0 +1,130 @@
+/**
+ * `--processes N`: N server processes on one port (node:cluster). One Node process's HTTP layer
+ * tops out near one core, far below what a GPU serves, so the front scales out in processes,
+ * each with its own batchers and model instances. The primary serves nothing itself: it keeps
+ * the processes, tells them when all are ready (so /ping means the whole server), gathers their
+ * metrics into one scrape, and drains them all on SIGTERM.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry, type Registry } from 'prom-client';
+
+type Message =
+  | { type: 'inferd:ready' }
+  | { type: 'inferd:all-ready'; value: boolean }
+  | { type: 'inferd:metrics-request'; id: number }
+  | { type: 'inferd:metrics-response'; id: number; body?: string; error?: string };
+
+const isMessage = (value: unknown): value is Message =>
+  typeof value === 'object' && value !== null && String((value as { type?: unknown }).type).startsWith('inferd:');
+
+/** What a server process needs from its cluster; absent when it runs alone. */
+export interface ClusterLink {
+  /** True once every process of the server has loaded and warmed up its models. */
+  allReady(): boolean;
+  reportReady(): void;
+  /** The whole server's metrics, gathered by the primary. */
+  metrics(): Promise<string>;
+}
+
+export interface PrimaryLogger {
+  info(object: object, message: string): void;
+  error(object: object, message: string): void;
+}
+
+/** Runs in the primary; resolves with the exit code once every process has stopped. */
+export function runPrimary(processes: number, shutdownTimeoutS: number, log: PrimaryLogger): Promise<number> {
+  const aggregator = new AggregatorRegistry();
+  const ready = new Set<number>();
+  let stopping = false;
+  let exitCode = 0;
+
+  const broadcast = (message: Message) => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.send(message);
+  };
+  const fork = () => cluster.fork();
+
+  cluster.on('message', (worker: Worker, message: unknown) => {
+    if (!isMessage(message)) return;
+    if (message.type === 'inferd:ready') {
+      ready.add(worker.id);
+      if (ready.size === processes) {
+        log.info({ processes }, `all ${processes} server processes ready`);
+        broadcast({ type: 'inferd:all-ready', value: true });
+      }
+    } else if (message.type === 'inferd:metrics-request') {
+      aggregator.clusterMetrics().then(
+        (body) => worker.send({ type: 'inferd:metrics-response', id: message.id, body } satisfies Message),
+        (error: Error) => worker.send({ type: 'inferd:metrics-response', id: message.id, error: error.message } satisfies Message),
+      );
+    }
+  });
+
+  return new Promise((resolve) => {
+    cluster.on('exit', (worker, code, signal) => {
+      const wasReady = ready.delete(worker.id);
+      if (!stopping) {
+        log.error({ pid: worker.process.pid, code, signal }, 'server process exited');
+        if (!wasReady) {
+          // It never got ready: the model cannot load. Retrying would fail the same way.
+          exitCode = 1;
+          stop('startup failure');
+        } else {
+          broadcast({ type: 'inferd:all-ready', value: false });
+          fork();
+        }
+      } else if (code !== 0) {
+        exitCode = 1;
+      }
+      const alive = Object.values(cluster.workers ?? {}).filter((w) => w && !w.isDead());
+      if (stopping && alive.length === 0) resolve(exitCode);
+    });
+
+    const stop = (reason: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ reason }, 'stopping every server process');
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+      setTimeout(() => {
+        log.error({}, `server processes still running after ${shutdownTimeoutS} s; exiting`);
+        resolve(1);
+      }, (shutdownTimeoutS + 2) * 1000).unref();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    for (let i = 0; i < processes; i += 1) fork();
+  });
+}
+
+export function isClusterWorker(): boolean {
+  return cluster.isWorker;
+}
+
+/** Runs in each server process of a cluster. */
+export function joinCluster(registry: Registry): ClusterLink {
+  // Constructing the aggregator installs prom-client's worker-side listener.
+  new AggregatorRegistry();
+  AggregatorRegistry.setRegistries([registry]);
+  let allReady = false;
+  let nextId = 0;
+  const pending = new Map<number, { resolve: (body: string) => void; reject: (error: Error) => void }>();
+  process.on('message', (message: unknown) => {
+    if (!isMessage(message)) return;
+    if (message.type === 'inferd:all-ready') allReady = message.value;
+    else if (message.type === 'inferd:metrics-response') {
+      const request = pending.get(message.id);
+      pending.delete(message.id);
+      if (message.body !== undefined) request?.resolve(message.body);
+      else request?.reject(new Error(message.error ?? 'no metrics'));
+    }
+  });
+  return {
+    allReady: () => allReady,
+    reportReady: () => process.send!({ type: 'inferd:ready' } satisfies Message),
+    metrics: () =>
+      new Promise((resolve, reject) => {
+        const id = nextId++;
+        pending.set(id, { resolve, reject });
+        process.send!({ type: 'inferd:metrics-request', id } satisfies Message);
+      }),
+  };
+}
