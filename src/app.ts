@@ -71,15 +71,16 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
   http.addHook('preClose', async () => {
     lifecycle.closing = true;
   });
-  http.addHook('onRequest', async (request, reply) => {
-    if (lifecycle.closing && request.url !== '/ping') {
-      reply.header('connection', 'close');
-      return sendError(reply, new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down'));
-    }
+  // Callback-style hooks: they run on every request, and an async hook costs a promise each.
+  http.addHook('onRequest', (request, reply, done) => {
+    if (!lifecycle.closing || request.url === '/ping') return done();
+    reply.header('connection', 'close');
+    sendError(reply, new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down'));
   });
   // Node keeps a keep-alive connection open after close() unless the response says otherwise.
-  http.addHook('onSend', async (_request, reply) => {
+  http.addHook('onSend', (_request, reply, payload, done) => {
     if (lifecycle.closing) reply.header('connection', 'close');
+    done(null, payload);
   });
   http.addHook('onClose', async () => {
     await runtime.close();

@@ -1,9 +1,9 @@
 /**
  * Dynamic batching on the main thread, before the hop into the worker pool. Queued requests
  * that can be stacked (same batch key) are merged along dimension 0 up to `maxBatchSize` rows and
- * handed to an idle instance; at most `instances` batches are in flight, so a request that leaves
- * the queue starts at once. Everything still queued can be dropped safely (deadline passed,
- * client gone); a running inference is never interrupted, only its late result discarded.
+ * handed to the instances, at most `maxBatchesInFlight` at once. Everything still queued can be
+ * dropped safely (deadline passed, client gone); a dispatched batch is never interrupted, only
+ * its late result discarded.
  */
 import type { NamedTensors } from '../codecs/tensor.js';
 import { InferdError, errorFromCode } from '../errors.js';
@@ -21,8 +21,11 @@ export interface InferenceResult {
 }
 
 export interface SubmitOptions {
-  /** Aborts the request while it waits (client disconnect). A running inference is never aborted. */
-  readonly signal?: AbortSignal | undefined;
+  /**
+   * Asked before the request is dispatched: true drops it (the client disconnected). A running
+   * inference is never aborted. A plain function, not an AbortSignal: it costs nothing per request.
+   */
+  readonly isCancelled?: (() => boolean) | undefined;
 }
 
 export interface BatcherStats {
@@ -48,8 +51,8 @@ export interface BatchingOptions {
 
 export interface BatcherOptions extends BatchingOptions {
   readonly run: (inputs: NamedTensors) => Promise<InferenceOutcome>;
-  /** Batches in flight at once: the instance count. */
-  readonly instances: number;
+  /** Batches handed to the instances at once. */
+  readonly maxBatchesInFlight: number;
   readonly timeoutMs: number;
   readonly layout: BatchLayout;
   readonly observer?: BatchObserver | undefined;
@@ -60,20 +63,29 @@ interface Pending {
   readonly rows: number;
   readonly key: string;
   readonly enqueuedAt: number;
+  readonly deadline: number;
+  readonly isCancelled: (() => boolean) | undefined;
   readonly resolve: (result: InferenceResult) => void;
   readonly reject: (error: InferdError) => void;
   settled: boolean;
   dispatched: boolean;
-  cleanup: () => void;
 }
 
 export class Batcher {
   #options: BatcherOptions;
+  /** Waiting to be dispatched, in arrival order. */
   #queue: Pending[] = [];
+  /**
+   * Every unsettled request, queued or running, in arrival order. All share one timeout, so
+   * deadlines come in this order too and one timer, armed for the oldest, serves them all.
+   */
+  #unsettled: Pending[] = [];
+  #unsettledHead = 0;
+  #deadlineTimer: NodeJS.Timeout | undefined;
   #queued = 0;
   #queuedRows = 0;
   #inFlight = 0;
-  /** When an instance last became free: a batch held after it was waiting on purpose. */
+  /** When a dispatch slot last became free: a batch held after it was waiting on purpose. */
   #freeSince = performance.now();
   #delayTimer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -87,40 +99,62 @@ export class Batcher {
     return { queued: this.#queued, queuedRows: this.#queuedRows, inFlight: this.#inFlight };
   }
 
-  submit(inputs: NamedTensors, { signal }: SubmitOptions = {}): Promise<InferenceResult> {
+  submit(inputs: NamedTensors, { isCancelled }: SubmitOptions = {}): Promise<InferenceResult> {
     if (this.#closed) return Promise.reject(new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down'));
-    if (signal?.aborted) return Promise.reject(cancelled());
     if (this.#queued >= this.#options.maxQueueSize) {
       return Promise.reject(
         new InferdError('INFERD_ERR_QUEUE_FULL', `the inference queue is full (${this.#options.maxQueueSize} requests waiting)`),
       );
     }
     return new Promise<InferenceResult>((resolve, reject) => {
+      const enqueuedAt = performance.now();
       const entry: Pending = {
         inputs,
         rows: rowsOf(inputs),
         key: this.#options.maxBatchSize > 1 ? batchKey(inputs, this.#options.layout) : '',
-        enqueuedAt: performance.now(),
+        enqueuedAt,
+        deadline: enqueuedAt + this.#options.timeoutMs,
+        isCancelled,
         resolve,
         reject,
         settled: false,
         dispatched: false,
-        cleanup: () => {},
-      };
-      const timer = setTimeout(() => {
-        this.#settle(entry, new InferdError('INFERD_ERR_TIMEOUT', `no answer within ${this.#options.timeoutMs / 1000} s`));
-      }, this.#options.timeoutMs);
-      const onAbort = () => this.#settle(entry, cancelled());
-      signal?.addEventListener('abort', onAbort, { once: true });
-      entry.cleanup = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
       };
       this.#queue.push(entry);
+      this.#unsettled.push(entry);
       this.#queued += 1;
       this.#queuedRows += entry.rows;
+      this.#armDeadline();
       this.#pump();
     });
+  }
+
+  #armDeadline(): void {
+    if (this.#deadlineTimer) return;
+    const oldest = this.#oldestUnsettled();
+    if (!oldest) return;
+    this.#deadlineTimer = setTimeout(() => {
+      this.#deadlineTimer = undefined;
+      this.#expire();
+    }, Math.max(0, Math.ceil(oldest.deadline - performance.now())));
+  }
+
+  #oldestUnsettled(): Pending | undefined {
+    while (this.#unsettledHead < this.#unsettled.length && this.#unsettled[this.#unsettledHead]!.settled) this.#unsettledHead += 1;
+    if (this.#unsettledHead > 1024 && this.#unsettledHead * 2 > this.#unsettled.length) {
+      this.#unsettled = this.#unsettled.slice(this.#unsettledHead);
+      this.#unsettledHead = 0;
+    }
+    return this.#unsettled[this.#unsettledHead];
+  }
+
+  /** Answers 504 to every request past its deadline, queued or running, then re-arms. */
+  #expire(): void {
+    const now = performance.now();
+    for (let oldest = this.#oldestUnsettled(); oldest && oldest.deadline <= now; oldest = this.#oldestUnsettled()) {
+      this.#settle(oldest, new InferdError('INFERD_ERR_TIMEOUT', `no answer within ${this.#options.timeoutMs / 1000} s`));
+    }
+    this.#armDeadline();
   }
 
   /** Rejects new work and resolves once nothing is queued or running. */
@@ -135,7 +169,6 @@ export class Batcher {
   #settle(entry: Pending, outcome: InferdError | InferenceResult): void {
     if (entry.settled) return;
     entry.settled = true;
-    entry.cleanup();
     if (!entry.dispatched) this.#leaveQueue(entry);
     if (outcome instanceof InferdError) entry.reject(outcome);
     else entry.resolve(outcome);
@@ -149,7 +182,10 @@ export class Batcher {
 
   /** Picks the next batch: the oldest request and every later one that stacks with it and fits. */
   #nextBatch(): { members: Pending[]; reason: DispatchReason | undefined } | undefined {
-    this.#queue = this.#queue.filter((entry) => !entry.settled && !entry.dispatched);
+    this.#queue = this.#queue.filter((entry) => {
+      if (!entry.settled && entry.isCancelled?.()) this.#settle(entry, cancelled());
+      return !entry.settled && !entry.dispatched;
+    });
     const head = this.#queue[0];
     if (!head) return undefined;
     const { maxBatchSize, preferredBatchSizes, maxQueueDelayMs } = this.#options;
@@ -177,12 +213,12 @@ export class Batcher {
   }
 
   #pump(): void {
-    while (this.#inFlight < this.#options.instances) {
+    while (this.#inFlight < this.#options.maxBatchesInFlight) {
       const next = this.#nextBatch();
       if (!next) return;
       if (!next.reason) {
-        // An instance is free but others are busy: hold the batch so more requests can join,
-        // up to maxQueueDelayMs after its oldest request arrived.
+        // A slot is free but others are busy: hold the batch so more requests can join, up to
+        // maxQueueDelayMs after its oldest request arrived.
         this.#armDelay(next.members[0]!.enqueuedAt);
         return;
       }
@@ -250,6 +286,10 @@ export class Batcher {
   }
 
   #checkIdle(): void {
+    if (this.#queued === 0 && this.#inFlight === 0 && this.#deadlineTimer) {
+      clearTimeout(this.#deadlineTimer);
+      this.#deadlineTimer = undefined;
+    }
     if (this.#idle && this.#queued === 0 && this.#inFlight === 0) {
       const idle = this.#idle;
       this.#idle = undefined;

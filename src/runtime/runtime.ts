@@ -12,6 +12,14 @@ import { Batcher, type BatchingOptions, type BatchObserver, type BatcherStats, t
 import { WorkerPool } from './worker-pool.js';
 import type { ExecutionProviderName } from './worker-protocol.js';
 
+/**
+ * Batches handed to each instance at once: one running and one waiting at the worker, so the
+ * worker starts the next batch without waiting for the HTTP thread to take the last result
+ * (measured on 2 cores: +36% requests/s for 64-row MLP requests at 16 connections). The waiting
+ * batch is dispatched: past its deadline it is answered 504 and its result discarded.
+ */
+const BATCHES_PER_INSTANCE = 2;
+
 export type RuntimeState = 'loading' | 'ready' | 'draining' | 'closed' | 'failed';
 
 export interface ModelInfo {
@@ -107,7 +115,7 @@ export class Runtime {
     const batcher = new Batcher({
       ...batching,
       run: (inputs) => started.pool.run(inputs),
-      instances,
+      maxBatchesInFlight: instances * BATCHES_PER_INSTANCE,
       timeoutMs: this.#config.server.invocationTimeoutS * 1000,
       layout: batchLayout(started.signature, config.batching.pad),
       observer: this.#observer?.(location.name),

@@ -27,7 +27,7 @@ function gatedBatcher(options: Partial<BatcherOptions> = {}) {
     maxQueueDelayMs: 1_000,
     preferredBatchSizes: [],
     maxQueueSize: 16,
-    instances: 1,
+    maxBatchesInFlight: 1,
     timeoutMs: 10_000,
     layout: batchLayout(SIGNATURE, {}),
     observer: { dispatched: ({ reason, rows, requests }) => dispatches.push({ reason, rows, requests }), completed: () => {} },
@@ -44,8 +44,8 @@ function gatedBatcher(options: Partial<BatcherOptions> = {}) {
       await tick();
     }
   };
-  const submit = (inputs: NamedTensors, signal?: AbortSignal) => {
-    const result = batcher.submit(inputs, { signal });
+  const submit = (inputs: NamedTensors, isCancelled?: () => boolean) => {
+    const result = batcher.submit(inputs, { isCancelled });
     result.catch(() => {});
     return result;
   };
@@ -81,7 +81,7 @@ describe('Batcher', () => {
   });
 
   it('holds a batch while another instance is busy, until maxQueueDelayMs or a preferred size', async () => {
-    const { submit, runs, dispatches, finish } = gatedBatcher({ instances: 2, maxQueueDelayMs: 30, preferredBatchSizes: [3] });
+    const { submit, runs, dispatches, finish } = gatedBatcher({ maxBatchesInFlight: 2, maxQueueDelayMs: 30, preferredBatchSizes: [3] });
     void submit(request(1));
     void submit(request(1));
     assert.equal(dispatches.length, 1, 'the second waits: one instance is busy');
@@ -132,13 +132,17 @@ describe('Batcher', () => {
   it('drops a request whose client disconnects while it is queued', async () => {
     const { submit, runs, finish } = gatedBatcher();
     void submit(request(1));
-    const controller = new AbortController();
-    const queued = submit(request(1), controller.signal);
-    controller.abort();
-    await assert.rejects(queued, { code: 'INFERD_ERR_CANCELLED' });
+    let gone = false;
+    const queued = submit(request(1), () => gone);
+    const after = submit(request(1));
+    gone = true;
     runs[0]!.open();
+    await assert.rejects(queued, { code: 'INFERD_ERR_CANCELLED' });
     await tick();
-    assert.equal(runs.length, 1);
+    assert.equal(runs.length, 2, 'the next request ran; the cancelled one never did');
+    assert.equal(runs[1]!.rows, 1);
+    runs[1]!.open();
+    await after;
     await finish();
   });
 

@@ -5,6 +5,7 @@ import { InferdError } from '../../errors.js';
 import type { Metrics } from '../../metrics.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { requestDecoder, responseEncoder } from '../content-types.js';
+import { toInferdError } from '../error-handler.js';
 
 const CUSTOM_ATTRIBUTES = 'x-amzn-sagemaker-custom-attributes';
 
@@ -22,13 +23,13 @@ function ownedInputs(inputs: NamedTensors): NamedTensors {
   return owned;
 }
 
-/** Aborts when the client goes away before the response is written. */
-function clientGone(reply: FastifyReply): AbortSignal {
-  const controller = new AbortController();
+/** Tells whether the client went away before its response was written. */
+function clientGone(reply: FastifyReply): () => boolean {
+  let gone = false;
   reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) controller.abort();
+    gone = !reply.raw.writableFinished;
   });
-  return controller.signal;
+  return () => gone;
 }
 
 /** `POST /invocations`, and `POST /endpoints/:name/invocations` for unchanged SageMaker runtime clients. */
@@ -55,7 +56,7 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
     const inputs = ownedInputs(decoded.inputs);
     metrics.codec(model.name, 'decode', performance.now() - decodeStarted);
 
-    const result = await runtime.infer(inputs, { signal: clientGone(reply) });
+    const result = await runtime.infer(inputs, { isCancelled: clientGone(reply) });
     metrics.queueWait(model.name, result.queueMs);
 
     const encodeStarted = performance.now();
@@ -68,11 +69,13 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
   };
 
   return async (app: FastifyInstance) => {
-    app.addHook('onError', async (request, _reply, error) => {
-      errorCodes.set(request, (error as { code?: string }).code ?? 'INFERD_ERR_INTERNAL');
+    app.addHook('onError', (request, _reply, error, done) => {
+      errorCodes.set(request, toInferdError(error, { maxPayloadMb: config.server.maxPayloadMb }).code);
+      done();
     });
-    app.addHook('onResponse', async (request, reply) => {
+    app.addHook('onResponse', (request, reply, done) => {
       metrics.request(runtime.model?.name ?? 'none', reply.statusCode, reply.elapsedTime, errorCodes.get(request));
+      done();
     });
     app.post('/invocations', invoke);
     app.post('/endpoints/:endpointName/invocations', invoke);

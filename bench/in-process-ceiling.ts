@@ -1,0 +1,75 @@
+/**
+ * The in-process ceiling, run as its own process so that onnxruntime-node loads once, there:
+ * `session.run` in a tight loop at each batch size, with inferd's session options and its total
+ * thread count, no HTTP, no codecs, no queue. Prints a CeilingResult as JSON on stdout.
+ * Usage: node in-process-ceiling.js '<CeilingRequest as JSON>'
+ */
+import ort from 'onnxruntime-node';
+import type { Provider } from './options.js';
+import { seededRandom } from './payloads.js';
+import type { CeilingSpec, FeedSpec } from './scenarios.js';
+
+export interface CeilingRequest {
+  readonly modelPath: string;
+  readonly provider: Provider;
+  readonly threads: number;
+  readonly secondsPerBatchSize: number;
+  readonly spec: CeilingSpec;
+}
+
+export interface BatchSizeResult {
+  readonly batchSize: number;
+  readonly runs: number;
+  readonly rowsPerS: number | null;
+  readonly error?: string;
+}
+
+export interface CeilingResult {
+  readonly threads: number;
+  readonly provider: Provider;
+  readonly sweep: readonly BatchSizeResult[];
+  readonly best: BatchSizeResult | null;
+}
+
+const MIN_RUNS = 3;
+
+function tensorFor(feed: FeedSpec, batchSize: number, random: () => number): ort.Tensor {
+  const dims = [batchSize, ...feed.rowShape];
+  const size = dims.reduce((a, b) => a * b, 1);
+  if (feed.dtype === 'int64') {
+    return new ort.Tensor('int64', BigInt64Array.from({ length: size }, () => BigInt(feed.min + Math.floor(random() * (feed.max - feed.min + 1)))), dims);
+  }
+  return new ort.Tensor('float32', Float32Array.from({ length: size }, () => feed.min + random() * (feed.max - feed.min)), dims);
+}
+
+async function measure(session: ort.InferenceSession, request: CeilingRequest, batchSize: number): Promise<BatchSizeResult> {
+  const random = seededRandom(batchSize);
+  const variants = request.spec.feedVariants.map((feeds) => Object.fromEntries(feeds.map((feed) => [feed.name, tensorFor(feed, batchSize, random)])));
+  try {
+    await session.run(variants[0]!);
+    let runs = 0;
+    const started = performance.now();
+    while (runs < MIN_RUNS || performance.now() - started < request.secondsPerBatchSize * 1000) {
+      await session.run(variants[runs % variants.length]!);
+      runs += 1;
+    }
+    return { batchSize, runs, rowsPerS: (runs * batchSize) / ((performance.now() - started) / 1000) };
+  } catch (error) {
+    return { batchSize, runs: 0, rowsPerS: null, error: (error as Error).message };
+  }
+}
+
+const request = JSON.parse(process.argv[2] ?? '') as CeilingRequest;
+const session = await ort.InferenceSession.create(request.modelPath, {
+  executionProviders: [request.provider],
+  intraOpNumThreads: request.threads,
+  interOpNumThreads: 1,
+  graphOptimizationLevel: 'all',
+  // As inferd's workers do, so the ceiling differs from the server only by what is around run().
+  extra: { session: { intra_op: { allow_spinning: '0' } } },
+});
+const sweep: BatchSizeResult[] = [];
+for (const batchSize of request.spec.batchSizes) sweep.push(await measure(session, request, batchSize));
+const best = sweep.reduce<BatchSizeResult | null>((top, r) => (r.rowsPerS !== null && r.rowsPerS > (top?.rowsPerS ?? 0) ? r : top), null);
+const result: CeilingResult = { threads: request.threads, provider: request.provider, sweep, best };
+process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -1,0 +1,103 @@
+/** What each scenario is run against: two inferd configurations, two baselines, one ceiling. */
+import { execFile } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ChildServer, freePort } from './child-server.js';
+import type { CeilingRequest, CeilingResult } from './in-process-ceiling.js';
+import type { InferdModelDir } from './model-dirs.js';
+import { REPO_ROOT, type BenchOptions } from './options.js';
+import type { Scenario } from './scenarios.js';
+
+export type HttpTargetId = 'inferd-batching' | 'inferd-no-batching' | 'inline-baseline' | 'http-ceiling';
+
+/** How inferd spreads inference over threads; the baseline and the ceiling get the same. */
+export interface ServerThreads {
+  readonly workers: number;
+  readonly intraOpNumThreads: number;
+}
+
+export interface TargetContext {
+  readonly scenario: Scenario;
+  readonly options: BenchOptions;
+  readonly modelDir: InferdModelDir;
+  readonly threads: ServerThreads;
+  /** Scenario-level remarks for the report. */
+  readonly notes: string[];
+}
+
+export interface HttpTarget {
+  readonly id: HttpTargetId;
+  readonly label: string;
+  start(context: TargetContext): Promise<ChildServer>;
+}
+
+const INFERD_MAIN = join(REPO_ROOT, 'dist/src/main.js');
+const INLINE_SERVER = join(REPO_ROOT, 'dist/bench/baselines/inline-server.js');
+const HTTP_CEILING = join(REPO_ROOT, 'dist/bench/baselines/http-ceiling.js');
+const IN_PROCESS_CEILING = join(REPO_ROOT, 'dist/bench/in-process-ceiling.js');
+
+const BATCHING_ENV = { INFERD_MAX_BATCH_SIZE: '64', INFERD_MAX_QUEUE_DELAY_MS: '2' };
+
+/** inferd's documented default: one core for the HTTP thread, one thread per worker. */
+export function defaultServerThreads(options: BenchOptions): ServerThreads {
+  const configured = Number(options.inferdEnv.SAGEMAKER_MODEL_SERVER_WORKERS);
+  const workers = Number.isInteger(configured) && configured > 0 ? configured : Math.max(1, availableParallelism() - 1);
+  return { workers, intraOpNumThreads: 1 };
+}
+
+async function startInferd(context: TargetContext, env: Record<string, string>): Promise<ChildServer> {
+  const port = await freePort();
+  return ChildServer.start([INFERD_MAIN, 'serve', '--model-dir', context.modelDir.path, '--port', String(port)], env, port);
+}
+
+export function httpTargets(options: BenchOptions): HttpTarget[] {
+  const batchingEnv = { ...BATCHING_ENV, ...options.inferdEnv };
+  return [
+    {
+      id: 'inferd-batching',
+      label: `inferd, batching (max ${batchingEnv.INFERD_MAX_BATCH_SIZE}, ${batchingEnv.INFERD_MAX_QUEUE_DELAY_MS} ms)`,
+      start: (context) => startInferd(context, batchingEnv),
+    },
+    {
+      id: 'inferd-no-batching',
+      label: 'inferd, batching off',
+      start: (context) => startInferd(context, { ...options.inferdEnv, INFERD_MAX_BATCH_SIZE: '1' }),
+    },
+    {
+      id: 'inline-baseline',
+      label: 'baseline: run() inline on the HTTP thread',
+      start: async ({ scenario, threads }) => {
+        const port = await freePort();
+        const args = ['--model', scenario.modelPath, '--port', String(port), '--threads', String(threads.intraOpNumThreads), '--provider', options.provider];
+        return ChildServer.start([INLINE_SERVER, ...args], {}, port);
+      },
+    },
+    {
+      id: 'http-ceiling',
+      label: 'HTTP ceiling: Fastify, parse, constant answer',
+      start: async () => {
+        const port = await freePort();
+        return ChildServer.start([HTTP_CEILING, '--port', String(port)], {}, port);
+      },
+    },
+  ];
+}
+
+export const IN_PROCESS_CEILING_LABEL = 'in-process ceiling: session.run loop';
+
+export async function runInProcessCeiling(scenario: Scenario, options: BenchOptions, threads: ServerThreads): Promise<CeilingResult> {
+  if (!scenario.ceiling) throw new Error(`${scenario.id} has no in-process ceiling`);
+  const request: CeilingRequest = {
+    modelPath: scenario.modelPath,
+    provider: options.provider,
+    threads: threads.workers * threads.intraOpNumThreads,
+    secondsPerBatchSize: options.durationS / scenario.ceiling.batchSizes.length,
+    spec: scenario.ceiling,
+  };
+  const { stdout } = await promisify(execFile)(process.execPath, [IN_PROCESS_CEILING, JSON.stringify(request)], {
+    cwd: REPO_ROOT,
+    maxBuffer: 1024 * 1024,
+  });
+  return JSON.parse(stdout) as CeilingResult;
+}
