@@ -2,12 +2,14 @@
  * The composition root: builds the runtime and the HTTP app from a validated Config, without
  * listening. `main.ts` listens and handles signals; tests call this directly.
  */
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
+import { DataCapture } from './capture/data-capture.js';
 import type { ClusterLink } from './cluster.js';
 import type { Config } from './config/schema.js';
 import { Metrics } from './metrics.js';
 import { Runtime } from './runtime/runtime.js';
+import { openObjectStore } from './storage/open-store.js';
 import { installBodyParser } from './server/content-types.js';
 import { InferdError } from './errors.js';
 import { installErrorHandler, sendError } from './server/error-handler.js';
@@ -43,6 +45,12 @@ class RequestLog extends LogController {
   }
 }
 
+function buildCapture(config: Config, metrics: Metrics, log: FastifyBaseLogger): DataCapture {
+  const store = openObjectStore(config.capture.destination!, config.storage);
+  const capture: DataCapture = new DataCapture(config.capture, store, metrics.captureObserver(() => capture.spoolBytes), log);
+  return capture;
+}
+
 export function buildApp(config: Config, options: AppOptions = {}): App {
   const bodyLimitBytes = Math.floor(config.server.maxPayloadMb * MIB);
   const http = Fastify({
@@ -60,6 +68,7 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
   });
   const runtime: Runtime = new Runtime(config, { log: http.log, observer: (model) => metrics.observer(model) });
   const metrics = new Metrics(runtime);
+  const capture = config.capture.enabled ? buildCapture(config, metrics, http.log) : undefined;
   const cluster = options.joinCluster?.(metrics.registry);
 
   installBodyParser(http, bodyLimitBytes);
@@ -84,10 +93,13 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
   });
   http.addHook('onClose', async () => {
     await runtime.close();
+    // Every response has been sent, so every sampled record has been offered.
+    await capture?.close();
   });
+  if (capture) http.addHook('onReady', () => capture.start());
 
   void http.register(healthRoutes(runtime, config, { lifecycle, cluster }));
-  void http.register(invocationRoutes(runtime, config, metrics));
+  void http.register(invocationRoutes(runtime, config, metrics, capture));
   void http.register(metricsRoutes(metrics, cluster));
   return { http, runtime, metrics, cluster };
 }

@@ -9,8 +9,11 @@ import { buildApp } from './app.js';
 import { isClusterWorker, joinCluster, runPrimary } from './cluster.js';
 import { ConfigError, loadConfig } from './config/load-config.js';
 import { InferdError } from './errors.js';
+import { runMonitorCommand } from './monitor/cli.js';
+import type { StorageSettings } from './storage/object-store.js';
 
 const USAGE = `Usage: inferd serve [--model-dir DIR] [--port N] [--instances N] [--processes N|auto] [--config FILE]
+       inferd monitor baseline|check ...   (inferd monitor --help)
 
 Serves the ONNX model in DIR over SageMaker's container contract (GET /ping, POST /invocations).
 Every setting can also come from the environment; see README.md, "Configuration".`;
@@ -69,6 +72,18 @@ async function serve(flags: Record<string, string | undefined>, configFile: stri
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'monitor') {
+    const io = { stdout: (text: string) => process.stdout.write(text), stderr: (text: string) => process.stderr.write(text) };
+    let storage: StorageSettings = {};
+    try {
+      storage = loadConfig({ env: process.env }).storage;
+    } catch (error) {
+      // The monitor needs only the S3 settings; the server's own settings may be absent or partial here.
+      if (!(error instanceof ConfigError)) throw error;
+    }
+    process.exitCode = await runMonitorCommand(process.argv.slice(3), io, storage);
+    return;
+  }
   let parsed: ReturnType<typeof parseCommandLine>;
   try {
     parsed = parseCommandLine(process.argv.slice(2));

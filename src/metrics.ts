@@ -4,6 +4,7 @@
  * path only ever observes a value.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DataCaptureObserver } from './capture/data-capture.js';
 import type { BatchObserver } from './runtime/batcher.js';
 import type { Runtime } from './runtime/runtime.js';
 
@@ -82,6 +83,24 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly #captureRecords = new Counter({
+    name: 'inferd_capture_records_total',
+    help: 'Data capture records by outcome: captured (buffered), sampled_out, spooled (after a failed upload), dropped (buffer and spool full).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly #captureUploadFailures = new Counter({
+    name: 'inferd_capture_upload_failures_total',
+    help: 'Capture object uploads that failed (the object was spooled or dropped).',
+    registers: [this.registry],
+  });
+  readonly #captureUpload = new Histogram({
+    name: 'inferd_capture_upload_seconds',
+    help: 'Time to upload one capture object.',
+    buckets: LATENCY_BUCKETS_S,
+    registers: [this.registry],
+  });
+
   constructor(runtime: Runtime) {
     collectDefaultMetrics({ register: this.registry });
     // Gauges named like counters fail `promtool check metrics`; the labelled gauges without the
@@ -118,6 +137,26 @@ export class Metrics {
         this.set(runtime.state === 'ready' && runtime.model ? 1 : 0);
       },
     });
+  }
+
+  /** Counts data capture outcomes, and reads the spool size at scrape time. */
+  captureObserver(spoolBytes: () => number): DataCaptureObserver {
+    new Gauge({
+      name: 'inferd_capture_spool_bytes',
+      help: 'Bytes of capture objects waiting on local disk for S3.',
+      registers: [this.registry],
+      collect: function (this: Gauge) {
+        this.set(spoolBytes());
+      },
+    });
+    return {
+      captured: (records) => this.#captureRecords.inc({ outcome: 'captured' }, records),
+      sampledOut: () => this.#captureRecords.inc({ outcome: 'sampled_out' }),
+      spooled: (records) => this.#captureRecords.inc({ outcome: 'spooled' }, records),
+      dropped: (records) => this.#captureRecords.inc({ outcome: 'dropped' }, records),
+      uploadFailed: () => this.#captureUploadFailures.inc(),
+      uploaded: (latencyMs) => this.#captureUpload.observe(latencyMs / 1000),
+    };
   }
 
   observer(model: string): BatchObserver {

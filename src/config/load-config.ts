@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { captureLayerFrom } from './data-capture-config.js';
 import { CLI_FLAGS as FLAG_TARGETS, ConfigSchema, ENV_VARS, type Config } from './schema.js';
 
 export interface ConfigSources {
@@ -83,8 +84,14 @@ export function loadConfig({ flags = {}, env = {}, configFile }: ConfigSources):
   }
   const file = configFile ?? env.INFERD_CONFIG_FILE;
   const fileLayer = file ? readConfigFile(file) : {};
+  const captureDocLayer: Layer = {};
+  if (env.INFERD_DATA_CAPTURE_CONFIG) {
+    const translated = captureLayerFrom(env.INFERD_DATA_CAPTURE_CONFIG);
+    if ('problems' in translated) throw new ConfigError(translated.problems);
+    captureDocLayer.capture = translated.layer;
+  }
 
-  const result = ConfigSchema.safeParse(mergeLayers(fileLayer, envLayer, flagLayer));
+  const result = ConfigSchema.safeParse(mergeLayers(fileLayer, captureDocLayer, envLayer, flagLayer));
   if (!result.success) {
     throw new ConfigError(result.error.issues.map((issue) => `${describePath(issue.path, flags, env)}: ${issue.message}`));
   }

@@ -30,6 +30,13 @@ const booleanFlag = z.preprocess((value) => {
   return value;
 }, z.boolean());
 
+/** A list from a comma-separated string (environment) or an array (file). */
+const listOf = <T extends z.ZodType>(item: T) =>
+  z.preprocess(
+    (value) => (typeof value === 'string' ? value.split(',').map((part) => part.trim()).filter(Boolean) : value),
+    z.array(item),
+  );
+
 export const ConfigSchema = z
   .object({
     server: z
@@ -109,6 +116,48 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    capture: z
+      .object({
+        enabled: booleanFlag.default(false).describe('Write sampled request/response pairs in SageMaker Data Capture\'s format.'),
+        destination: z
+          .string()
+          .regex(/^(s3:\/\/[^/]+|file:\/\/\/|\/)/, 'must be s3://bucket/prefix, file:///path or an absolute path')
+          .optional()
+          .describe('Capture root: `s3://bucket/prefix`, `file:///path` or an absolute path.'),
+        samplingPercentage: z.coerce.number().min(0).max(100).default(20).describe('Share of invocations captured, 0-100.'),
+        modes: listOf(z.enum(['Input', 'Output']))
+          .refine((modes) => modes.length > 0, 'name Input, Output or both')
+          .default(['Input', 'Output'])
+          .describe('What to capture: `Input`, `Output` or both, comma-separated.'),
+        csvContentTypes: listOf(z.string().min(1))
+          .default(['text/csv'])
+          .describe('Content types stored as CSV text; types in neither list are stored base64.'),
+        jsonContentTypes: listOf(z.string().min(1))
+          .default(['application/json', 'application/jsonlines'])
+          .describe('Content types stored as JSON text.'),
+        kmsKeyId: z.string().min(1).optional().describe('SSE-KMS key for captured objects.'),
+        endpointName: z.string().min(1).default('inferd').describe('Endpoint name in the capture key layout.'),
+        variantName: z.string().min(1).default('AllTraffic').describe('Variant name in the capture key layout.'),
+        flushIntervalMs: z.coerce.number().int().min(10).default(10_000).describe('Longest a record waits in memory before its object is written.'),
+        flushSizeBytes: z.coerce.number().int().min(1024).default(8 * 1024 * 1024).describe('Buffered bytes that trigger a write.'),
+        bufferMaxBytes: z.coerce
+          .number()
+          .int()
+          .min(1024)
+          .default(64 * 1024 * 1024)
+          .describe('In-memory buffer bound; past it (and a full spool) records are dropped and counted.'),
+        spoolDir: z.string().min(1).default('/tmp/inferd/capture-spool').describe('Local directory holding objects that could not be uploaded yet.'),
+        spoolMaxBytes: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024).describe('Spool bound.'),
+      })
+      .strict()
+      .prefault({}),
+    storage: z
+      .object({
+        s3Endpoint: z.url().optional().describe('S3-compatible endpoint; when set, path-style addressing is used.'),
+        region: z.string().min(1).optional().describe('AWS region; unset, the AWS SDK\'s own chain decides.'),
+      })
+      .strict()
+      .prefault({}),
     batch: z
       .object({
         enabled: booleanFlag.default(false).describe('Set by SageMaker inside a batch transform job.'),
@@ -132,6 +181,9 @@ export const ConfigSchema = z
     if (range && (range[0]! > range[1]! || range[1]! > 65535)) {
       ctx.addIssue({ code: 'custom', path: ['server', 'safePortRange'], message: 'must be an ascending range of ports' });
     }
+    if (config.capture.enabled && !config.capture.destination) {
+      ctx.addIssue({ code: 'custom', path: ['capture', 'destination'], message: 'is required when capture is enabled' });
+    }
   });
 
 export type Config = z.output<typeof ConfigSchema>;
@@ -149,6 +201,24 @@ export const ENV_VARS: Record<string, readonly [keyof Config, string]> = {
   SAGEMAKER_BATCH: ['batch', 'enabled'],
   SAGEMAKER_BATCH_STRATEGY: ['batch', 'strategy'],
   SAGEMAKER_MAX_CONCURRENT_TRANSFORMS: ['batch', 'maxConcurrentTransforms'],
+  INFERD_CAPTURE_ENABLED: ['capture', 'enabled'],
+  INFERD_CAPTURE_DESTINATION: ['capture', 'destination'],
+  INFERD_CAPTURE_SAMPLING_PERCENTAGE: ['capture', 'samplingPercentage'],
+  INFERD_CAPTURE_MODES: ['capture', 'modes'],
+  INFERD_CAPTURE_CSV_CONTENT_TYPES: ['capture', 'csvContentTypes'],
+  INFERD_CAPTURE_JSON_CONTENT_TYPES: ['capture', 'jsonContentTypes'],
+  INFERD_CAPTURE_KMS_KEY_ID: ['capture', 'kmsKeyId'],
+  INFERD_ENDPOINT_NAME: ['capture', 'endpointName'],
+  INFERD_VARIANT_NAME: ['capture', 'variantName'],
+  INFERD_CAPTURE_FLUSH_INTERVAL_MS: ['capture', 'flushIntervalMs'],
+  INFERD_CAPTURE_FLUSH_SIZE_BYTES: ['capture', 'flushSizeBytes'],
+  INFERD_CAPTURE_BUFFER_MAX_BYTES: ['capture', 'bufferMaxBytes'],
+  INFERD_CAPTURE_SPOOL_DIR: ['capture', 'spoolDir'],
+  INFERD_CAPTURE_SPOOL_MAX_BYTES: ['capture', 'spoolMaxBytes'],
+  AWS_ENDPOINT_URL: ['storage', 's3Endpoint'],
+  // Listed after AWS_ENDPOINT_URL so that the S3-specific variable wins.
+  AWS_ENDPOINT_URL_S3: ['storage', 's3Endpoint'],
+  AWS_REGION: ['storage', 'region'],
   INFERD_HOST: ['server', 'host'],
   INFERD_PROCESSES: ['server', 'processes'],
   INFERD_SHUTDOWN_TIMEOUT_S: ['server', 'shutdownTimeoutS'],

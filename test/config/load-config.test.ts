@@ -65,6 +65,20 @@ describe('loadConfig', () => {
     ['INFERD_REQUIRE_GPU', 'true', (c) => c.model.requireGpu, true],
     ['INFERD_MAX_QUEUE_SIZE', '12', (c) => c.batching.maxQueueSize, 12],
     ['INFERD_PROCESSES', '3', (c) => c.server.processes, 3],
+    ['INFERD_CAPTURE_ENABLED', 'false', (c) => c.capture.enabled, false],
+    ['INFERD_CAPTURE_DESTINATION', 's3://b/p', (c) => c.capture.destination, 's3://b/p'],
+    ['INFERD_CAPTURE_SAMPLING_PERCENTAGE', '5', (c) => c.capture.samplingPercentage, 5],
+    ['INFERD_CAPTURE_KMS_KEY_ID', 'alias/k', (c) => c.capture.kmsKeyId, 'alias/k'],
+    ['INFERD_ENDPOINT_NAME', 'churn', (c) => c.capture.endpointName, 'churn'],
+    ['INFERD_VARIANT_NAME', 'Blue', (c) => c.capture.variantName, 'Blue'],
+    ['INFERD_CAPTURE_FLUSH_INTERVAL_MS', '500', (c) => c.capture.flushIntervalMs, 500],
+    ['INFERD_CAPTURE_FLUSH_SIZE_BYTES', '2048', (c) => c.capture.flushSizeBytes, 2048],
+    ['INFERD_CAPTURE_BUFFER_MAX_BYTES', '4096', (c) => c.capture.bufferMaxBytes, 4096],
+    ['INFERD_CAPTURE_SPOOL_DIR', '/var/spool/x', (c) => c.capture.spoolDir, '/var/spool/x'],
+    ['INFERD_CAPTURE_SPOOL_MAX_BYTES', '8192', (c) => c.capture.spoolMaxBytes, 8192],
+    ['AWS_ENDPOINT_URL', 'http://127.0.0.1:9000', (c) => c.storage.s3Endpoint, 'http://127.0.0.1:9000'],
+    ['AWS_ENDPOINT_URL_S3', 'http://127.0.0.1:9001', (c) => c.storage.s3Endpoint, 'http://127.0.0.1:9001'],
+    ['AWS_REGION', 'eu-west-1', (c) => c.storage.region, 'eu-west-1'],
     ['INFERD_MAX_BATCH_SIZE', '1', (c) => c.batching.maxBatchSize, 1],
     ['INFERD_MAX_QUEUE_DELAY_MS', '0.5', (c) => c.batching.maxQueueDelayMs, 0.5],
   ];
@@ -76,8 +90,36 @@ describe('loadConfig', () => {
     assert.deepEqual(loadConfig({ env: { INFERD_PREFERRED_BATCH_SIZES: '8,32' } }).batching.preferredBatchSizes, [8, 32]);
   });
 
+  it('takes capture modes and content types as lists, and a SageMaker DataCaptureConfig document', () => {
+    const listed = loadConfig({
+      env: { INFERD_CAPTURE_MODES: 'Input', INFERD_CAPTURE_CSV_CONTENT_TYPES: 'text/csv, text/plain', INFERD_CAPTURE_JSON_CONTENT_TYPES: 'application/json' },
+    }).capture;
+    assert.deepEqual([listed.modes, listed.csvContentTypes, listed.jsonContentTypes], [['Input'], ['text/csv', 'text/plain'], ['application/json']]);
+    const document = JSON.stringify({
+      InitialSamplingPercentage: 30,
+      DestinationS3Uri: 's3://bucket/capture',
+      KmsKeyId: 'alias/capture',
+      CaptureOptions: [{ CaptureMode: 'InputAndOutput' }],
+      CaptureContentTypeHeader: { CsvContentTypes: ['text/csv'], JsonContentTypes: ['application/json'] },
+    });
+    const capture = loadConfig({ env: { INFERD_DATA_CAPTURE_CONFIG: document, INFERD_CAPTURE_SAMPLING_PERCENTAGE: '40' } }).capture;
+    assert.equal(capture.enabled, true);
+    assert.equal(capture.destination, 's3://bucket/capture');
+    assert.equal(capture.samplingPercentage, 40, 'a single variable overrides the document');
+    assert.deepEqual(capture.modes, ['Input', 'Output']);
+    assert.equal(capture.kmsKeyId, 'alias/capture');
+    assert.match(problemsOf(() => loadConfig({ env: { INFERD_DATA_CAPTURE_CONFIG: '{"DestinationS3Uri": "s3://b"}' } })).join(), /INFERD_DATA_CAPTURE_CONFIG\.InitialSamplingPercentage/);
+    assert.match(problemsOf(() => loadConfig({ env: { INFERD_CAPTURE_ENABLED: 'true' } })).join(), /capture\.destination: is required/);
+  });
+
   it('maps every documented environment variable', () => {
-    const tested = new Set([...envCases.map(([name]) => name), 'INFERD_PREFERRED_BATCH_SIZES']);
+    const tested = new Set([
+      ...envCases.map(([name]) => name),
+      'INFERD_PREFERRED_BATCH_SIZES',
+      'INFERD_CAPTURE_MODES',
+      'INFERD_CAPTURE_CSV_CONTENT_TYPES',
+      'INFERD_CAPTURE_JSON_CONTENT_TYPES',
+    ]);
     for (const name of Object.keys(ENV_VARS).filter((n) => !['INFERD_HOST', 'INFERD_SHUTDOWN_TIMEOUT_S'].includes(n))) {
       assert.ok(tested.has(name), `${name} has a case above`);
     }

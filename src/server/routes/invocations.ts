@@ -1,24 +1,27 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { toOwnedTensor, type NamedTensors } from '../../codecs/tensor.js';
+import type { DataCapture } from '../../capture/data-capture.js';
 import type { Config } from '../../config/schema.js';
 import { InferdError } from '../../errors.js';
 import type { Metrics } from '../../metrics.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { requestDecoder, responseEncoder } from '../content-types.js';
+import { installCaptureHooks } from '../capture-hooks.js';
 import { toInferdError } from '../error-handler.js';
 
 const CUSTOM_ATTRIBUTES = 'x-amzn-sagemaker-custom-attributes';
 
 /**
- * Tensors that view a slice of a larger buffer (the request body, Node's Buffer pool) are
- * copied to exact-size buffers: transferring them to a worker would otherwise detach, or clone,
- * bytes that are not theirs.
+ * Tensors that view a slice of a larger buffer (Node's Buffer pool), or the request body itself,
+ * are copied to exact-size buffers: transferring them to a worker would otherwise detach, or
+ * clone, bytes that are not theirs, and data capture still reads the body after inference.
  */
-function ownedInputs(inputs: NamedTensors): NamedTensors {
+function ownedInputs(inputs: NamedTensors, body: Buffer): NamedTensors {
   const owned: NamedTensors = {};
   for (const [name, tensor] of Object.entries(inputs)) {
     const { data } = tensor;
-    owned[name] = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? tensor : toOwnedTensor(tensor);
+    const exclusive = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer !== body.buffer;
+    owned[name] = exclusive ? tensor : toOwnedTensor(tensor);
   }
   return owned;
 }
@@ -33,7 +36,7 @@ function clientGone(reply: FastifyReply): () => boolean {
 }
 
 /** `POST /invocations`, and `POST /endpoints/:name/invocations` for unchanged SageMaker runtime clients. */
-export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metrics) {
+export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metrics, capture: DataCapture | undefined) {
   const errorCodes = new WeakMap<FastifyRequest, string>();
 
   const invoke = async (request: FastifyRequest, reply: FastifyReply) => {
@@ -53,7 +56,7 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
     const decoded = decoder.decode(body, model.signature, {
       shapeHeader: Array.isArray(shapeHeader) ? shapeHeader[0] : shapeHeader,
     });
-    const inputs = ownedInputs(decoded.inputs);
+    const inputs = ownedInputs(decoded.inputs, body);
     metrics.codec(model.name, 'decode', performance.now() - decodeStarted);
 
     const result = await runtime.infer(inputs, { isCancelled: clientGone(reply) });
@@ -69,6 +72,7 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
   };
 
   return async (app: FastifyInstance) => {
+    if (capture) installCaptureHooks(app, capture);
     app.addHook('onError', (request, _reply, error, done) => {
       errorCodes.set(request, toInferdError(error, { maxPayloadMb: config.server.maxPayloadMb }).code);
       done();
