@@ -196,6 +196,8 @@ function ratios(scenario: ScenarioResult): string {
     parts.push(`inferd-batching / in-process ceiling (rows/s): ${ratio(figure('inferd-batching', 'rowsPerS'), ceilingRows)}`);
   }
   parts.push(`batching on / off: ${ratio(batching, figure('inferd-no-batching', 'requestsPerS'))}`);
+  const capture = figure('inferd-capture', 'requestsPerS');
+  if (capture !== undefined) parts.push(`capture at 100% / without: ${ratio(capture, batching)}`);
   return `Ratios (requests/s unless stated): ${parts.join(' · ')}`;
 }
 

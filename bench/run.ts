@@ -136,7 +136,7 @@ async function runScenario(scenario: Scenario, options: BenchOptions): Promise<S
   try {
     let threads: ServerThreads = defaultServerThreads(options);
     const targets: HttpTargetResult[] = [];
-    for (const target of httpTargets(options)) {
+    for (const target of httpTargets(options).filter((t) => t.appliesTo?.(scenario) ?? true)) {
       const result = await measureHttpTarget(target, { scenario, options, modelDir, threads, notes }, bodies);
       log(summaryLine(scenario, result));
       targets.push(result);

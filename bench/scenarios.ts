@@ -30,6 +30,8 @@ export interface Scenario {
   readonly batchingConfig?: Record<string, unknown>;
   /** Only for compute-bound models, where the model rather than HTTP should be the limit. */
   readonly ceiling?: CeilingSpec;
+  /** Also run inferd with data capture at 100%, to price it. */
+  readonly measuresCapture?: boolean;
   buildBodies(): Buffer[];
 }
 
@@ -73,6 +75,7 @@ export function defineScenarios(modelsDir: string): Record<ScenarioId, Scenario>
       contentType: 'text/csv',
       connections: 64,
       rowsPerRequest: 1,
+      measuresCapture: true,
       buildBodies: () => readCsvRows(churnRequests).lines.map((line) => Buffer.from(line)),
     },
     'mlp-json': {

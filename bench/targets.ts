@@ -1,6 +1,7 @@
 /** What each scenario is run against: two inferd configurations, two baselines, one ceiling. */
 import { execFile } from 'node:child_process';
-import { availableParallelism } from 'node:os';
+import { mkdtemp } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ChildServer, freePort } from './child-server.js';
@@ -9,7 +10,7 @@ import type { InferdModelDir } from './model-dirs.js';
 import { REPO_ROOT, type BenchOptions } from './options.js';
 import type { Scenario } from './scenarios.js';
 
-export type HttpTargetId = 'inferd-batching' | 'inferd-no-batching' | 'inline-baseline' | 'http-ceiling';
+export type HttpTargetId = 'inferd-batching' | 'inferd-capture' | 'inferd-no-batching' | 'inline-baseline' | 'http-ceiling';
 
 /** How inferd spreads inference over threads; the baseline and the ceiling get the same. */
 export interface ServerThreads {
@@ -29,6 +30,8 @@ export interface TargetContext {
 export interface HttpTarget {
   readonly id: HttpTargetId;
   readonly label: string;
+  /** Scenarios this target runs in; all when absent. */
+  readonly appliesTo?: (scenario: Scenario) => boolean;
   start(context: TargetContext): Promise<ChildServer>;
 }
 
@@ -58,6 +61,21 @@ export function httpTargets(options: BenchOptions): HttpTarget[] {
       id: 'inferd-batching',
       label: `inferd, batching (max ${batchingEnv.INFERD_MAX_BATCH_SIZE}, ${batchingEnv.INFERD_MAX_QUEUE_DELAY_MS} ms)`,
       start: (context) => startInferd(context, batchingEnv),
+    },
+    {
+      id: 'inferd-capture',
+      label: 'inferd, batching + data capture at 100% (local destination)',
+      appliesTo: (scenario) => scenario.measuresCapture === true,
+      start: async (context) => {
+        const root = await mkdtemp(join(tmpdir(), 'inferd-bench-capture-'));
+        return startInferd(context, {
+          ...batchingEnv,
+          INFERD_CAPTURE_ENABLED: 'true',
+          INFERD_CAPTURE_SAMPLING_PERCENTAGE: '100',
+          INFERD_CAPTURE_DESTINATION: join(root, 'capture'),
+          INFERD_CAPTURE_SPOOL_DIR: join(root, 'spool'),
+        });
+      },
     },
     {
       id: 'inferd-no-batching',
