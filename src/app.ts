@@ -12,7 +12,7 @@ import { Runtime } from './runtime/runtime.js';
 import { openObjectStore } from './storage/open-store.js';
 import { installBodyParser } from './server/content-types.js';
 import { InferdError } from './errors.js';
-import { installErrorHandler, sendError } from './server/error-handler.js';
+import { installErrorHandler, sendError, toInferdError } from './server/error-handler.js';
 import { healthRoutes } from './server/routes/health.js';
 import { invocationRoutes } from './server/routes/invocations.js';
 import { metricsRoutes } from './server/routes/metrics.js';
@@ -65,6 +65,17 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
     keepAliveTimeout: 65_000,
     // Our own onRequest hook answers during shutdown, in inferd's error shape.
     return503OnClosing: false,
+    // Errors raised before routing (a malformed URL) get inferd's error shape too.
+    frameworkErrors: (error, _request, reply) => {
+      sendError(reply, toInferdError(error, { maxPayloadMb: config.server.maxPayloadMb }));
+    },
+    // Requests Node cannot even parse (bad framing): a plain 400 in the same shape, then close.
+    clientErrorHandler: (_error, socket) => {
+      const body = JSON.stringify({ code: 'INFERD_ERR_BAD_REQUEST', message: 'the HTTP request cannot be parsed' });
+      if (socket.writable) {
+        socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      }
+    },
   });
   const runtime: Runtime = new Runtime(config, { log: http.log, observer: (model) => metrics.observer(model) });
   const metrics = new Metrics(runtime);

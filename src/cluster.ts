@@ -38,8 +38,12 @@ export function runPrimary(processes: number, shutdownTimeoutS: number, log: Pri
   let stopping = false;
   let exitCode = 0;
 
+  // A process may be exiting: a send without a callback would then raise an unhandled 'error'.
+  const send = (worker: Worker | undefined, message: Message) => {
+    if (worker?.isConnected()) worker.send(message, () => {});
+  };
   const broadcast = (message: Message) => {
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.send(message);
+    for (const worker of Object.values(cluster.workers ?? {})) send(worker, message);
   };
   const fork = () => cluster.fork();
 
@@ -53,8 +57,8 @@ export function runPrimary(processes: number, shutdownTimeoutS: number, log: Pri
       }
     } else if (message.type === 'inferd:metrics-request') {
       aggregator.clusterMetrics().then(
-        (body) => worker.send({ type: 'inferd:metrics-response', id: message.id, body } satisfies Message),
-        (error: Error) => worker.send({ type: 'inferd:metrics-response', id: message.id, error: error.message } satisfies Message),
+        (body) => send(worker, { type: 'inferd:metrics-response', id: message.id, body }),
+        (error: Error) => send(worker, { type: 'inferd:metrics-response', id: message.id, error: error.message }),
       );
     }
   });

@@ -8,6 +8,7 @@
 export const ERROR_CODES = {
   INFERD_ERR_BODY_MALFORMED: { status: 400, summary: 'The body cannot be parsed as its Content-Type says.' },
   INFERD_ERR_BODY_EMPTY: { status: 400, summary: 'The request has no body.' },
+  INFERD_ERR_BAD_REQUEST: { status: 400, summary: 'The request line or headers are malformed.' },
   INFERD_ERR_NOT_FOUND: { status: 404, summary: 'No such route.' },
   INFERD_ERR_NOT_ACCEPTABLE: {
     status: 406,

@@ -37,6 +37,7 @@ interface Group {
 }
 
 const MIN_BACKOFF_MS = 500;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 const MAX_BACKOFF_MS = 60_000;
 
 export class CaptureWriter {
@@ -48,7 +49,9 @@ export class CaptureWriter {
   #retryTimer: NodeJS.Timeout | undefined;
   #backoffMs = MIN_BACKOFF_MS;
   #writes = new Set<Promise<void>>();
-  #draining: Promise<void> | undefined;
+  /** The one spool drain running, if any: two at once would upload objects twice. */
+  #draining: Promise<boolean> | undefined;
+  #closing = false;
 
   constructor(options: CaptureWriterOptions) {
     this.#options = options;
@@ -98,16 +101,20 @@ export class CaptureWriter {
    * left stays spooled for the next start.
    */
   async close(budgetMs: number): Promise<void> {
+    this.#closing = true;
     clearInterval(this.#flushTimer);
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     const deadline = Date.now() + budgetMs;
-    await this.flush();
-    while (this.#options.spool.bytes > 0 && Date.now() < deadline) {
-      if (await this.#drainSpool()) break;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(this.#backoffMs, Math.max(0, deadline - Date.now()))));
-    }
-    clearTimeout(this.#retryTimer);
+    const work = (async () => {
+      await this.flush();
+      while (this.#options.spool.bytes > 0 && Date.now() < deadline) {
+        if (await this.#drain()) break;
+        await sleep(Math.min(this.#backoffMs, Math.max(0, deadline - Date.now())));
+      }
+    })();
+    // Past the budget, what is not uploaded stays in the spool for the next start.
+    await Promise.race([work, sleep(budgetMs)]);
   }
 
   #bufferedBytes(): number {
@@ -116,6 +123,7 @@ export class CaptureWriter {
     return bytes;
   }
 
+  /** Never rejects: capture failures are counted and logged, never thrown at the server. */
   async #write(uri: string, group: Group): Promise<void> {
     const body = `${group.lines.join('\n')}\n`;
     try {
@@ -123,13 +131,15 @@ export class CaptureWriter {
       if (await this.#options.spool.write(uri, body)) {
         this.#options.observer.spooled(group.lines.length);
         this.#scheduleRetry(this.#backoffMs);
-      } else {
-        this.#options.observer.dropped(group.lines.length);
-        this.#options.log.warn({ records: group.lines.length }, 'capture buffer and spool are full: records dropped');
+        return;
       }
+      this.#options.log.warn({ records: group.lines.length }, 'capture buffer and spool are full: records dropped');
+    } catch (error) {
+      this.#options.log.warn({ records: group.lines.length, err: (error as Error).message }, 'capture spool write failed: records dropped');
     } finally {
       this.#heldBytes -= group.bytes;
     }
+    this.#options.observer.dropped(group.lines.length);
   }
 
   async #upload(uri: string, body: string): Promise<boolean> {
@@ -146,25 +156,36 @@ export class CaptureWriter {
   }
 
   #scheduleRetry(delayMs: number): void {
-    if (this.#retryTimer || this.#draining) return;
+    if (this.#retryTimer || this.#closing) return;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
-      this.#draining = this.#drainSpool().then((empty) => {
-        this.#draining = undefined;
+      void this.#drain().then((empty) => {
         if (!empty) this.#scheduleRetry(this.#backoffMs);
       });
     }, delayMs);
     this.#retryTimer.unref();
   }
 
+  #drain(): Promise<boolean> {
+    this.#draining ??= this.#drainSpool().finally(() => {
+      this.#draining = undefined;
+    });
+    return this.#draining;
+  }
+
   /** Uploads spooled objects in order; true when the spool is empty, false at the first failure. */
   async #drainSpool(): Promise<boolean> {
-    for await (const object of this.#options.spool.objects()) {
-      if (!(await this.#upload(object.uri, object.body))) {
-        this.#backoffMs = Math.min(this.#backoffMs * 2, MAX_BACKOFF_MS);
-        return false;
+    try {
+      for await (const object of this.#options.spool.objects()) {
+        if (!(await this.#upload(object.uri, object.body))) {
+          this.#backoffMs = Math.min(this.#backoffMs * 2, MAX_BACKOFF_MS);
+          return false;
+        }
+        await this.#options.spool.remove(object);
       }
-      await this.#options.spool.remove(object);
+    } catch (error) {
+      this.#options.log.warn({ err: (error as Error).message }, 'capture spool cannot be read; retrying later');
+      return false;
     }
     this.#backoffMs = MIN_BACKOFF_MS;
     return true;

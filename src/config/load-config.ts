@@ -46,11 +46,16 @@ function readConfigFile(path: string): Layer {
   } catch (error) {
     throw new ConfigError([`config file ${path}: ${(error as Error).message}`]);
   }
+  let parsed: unknown;
   try {
-    return JSON.parse(text) as Layer;
+    parsed = JSON.parse(text);
   } catch (error) {
     throw new ConfigError([`config file ${path}: not valid JSON (${(error as Error).message})`]);
   }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError([`config file ${path}: must hold a JSON object`]);
+  }
+  return parsed as Layer;
 }
 
 /** Names a schema path by the sources that set it, so every problem points at something a user typed. */

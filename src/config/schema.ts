@@ -6,8 +6,11 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
+/** Node's timers overflow past 2^31 - 1 ms (and then fire at once). */
+const MAX_TIMER_S = 2_147_483;
+
 const seconds = (description: string, fallback: number) =>
-  z.coerce.number().positive().default(fallback).describe(description);
+  z.coerce.number().positive().max(MAX_TIMER_S).default(fallback).describe(description);
 
 /** `SAGEMAKER_CONTAINER_LOG_LEVEL` is numeric in SageMaker (Python logging levels); names work too. */
 const PYTHON_LOG_LEVELS: Record<string, string> = { '10': 'debug', '20': 'info', '30': 'warn', '40': 'error', '50': 'fatal' };
@@ -51,8 +54,10 @@ export const ConfigSchema = z
         maxPayloadMb: z.coerce.number().positive().max(1024).default(6).describe('Largest request body, in MiB; larger bodies get 413.'),
         invocationTimeoutS: seconds('Longest time an invocation may take, queueing included; then 504.', 60),
         defaultAccept: z
-          .string()
-          .min(1)
+          .preprocess(
+            (value) => (typeof value === 'string' ? value.split(';', 1)[0]!.trim().toLowerCase() : value),
+            z.enum(['application/json', 'application/jsonlines', 'application/x-npy', 'text/csv']),
+          )
           .default('application/json')
           .describe('Response type when `Accept` is absent or `*/*`.'),
         logLevel: logLevel.default('info').describe('Log level: trace, debug, info, warn, error, fatal, silent, or SageMaker\'s numeric 10-50.'),
@@ -187,7 +192,6 @@ export const ConfigSchema = z
   });
 
 export type Config = z.output<typeof ConfigSchema>;
-export type ConfigInput = z.input<typeof ConfigSchema>;
 
 /** Where each environment variable lands in the schema. SageMaker's own names first. */
 export const ENV_VARS: Record<string, readonly [keyof Config, string]> = {

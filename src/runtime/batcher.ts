@@ -11,7 +11,6 @@ import { batchKey, mergeInputs, rowsOf, splitOutputs, type BatchLayout, type Mer
 import type { InferenceOutcome } from './worker-protocol.js';
 
 export type DispatchReason = 'full' | 'preferred' | 'idle' | 'delay' | 'shape';
-export const DISPATCH_REASONS: readonly DispatchReason[] = ['full', 'preferred', 'idle', 'delay', 'shape'];
 
 export interface InferenceResult {
   readonly outputs: NamedTensors;
@@ -89,6 +88,7 @@ export class Batcher {
   #freeSince = performance.now();
   #delayTimer: NodeJS.Timeout | undefined;
   #closed = false;
+  #drained: Promise<void> | undefined;
   #idle: (() => void) | undefined;
 
   constructor(options: BatcherOptions) {
@@ -141,7 +141,7 @@ export class Batcher {
 
   #oldestUnsettled(): Pending | undefined {
     while (this.#unsettledHead < this.#unsettled.length && this.#unsettled[this.#unsettledHead]!.settled) this.#unsettledHead += 1;
-    if (this.#unsettledHead > 1024 && this.#unsettledHead * 2 > this.#unsettled.length) {
+    if (this.#unsettledHead > 256 && this.#unsettledHead * 2 > this.#unsettled.length) {
       this.#unsettled = this.#unsettled.slice(this.#unsettledHead);
       this.#unsettledHead = 0;
     }
@@ -160,15 +160,20 @@ export class Batcher {
   /** Rejects new work and resolves once nothing is queued or running. */
   drain(): Promise<void> {
     this.#closed = true;
-    if (this.#queued === 0 && this.#inFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#idle = resolve;
-    });
+    this.#drained ??=
+      this.#queued === 0 && this.#inFlight === 0
+        ? Promise.resolve()
+        : new Promise((resolve) => {
+            this.#idle = resolve;
+          });
+    return this.#drained;
   }
 
   #settle(entry: Pending, outcome: InferdError | InferenceResult): void {
     if (entry.settled) return;
     entry.settled = true;
+    // Let go of settled requests (and the tensors they hold) as soon as they are the oldest.
+    this.#oldestUnsettled();
     if (!entry.dispatched) this.#leaveQueue(entry);
     if (outcome instanceof InferdError) entry.reject(outcome);
     else entry.resolve(outcome);
@@ -250,9 +255,15 @@ export class Batcher {
       assemblyMs: Math.max(0, now - Math.max(members[0]!.enqueuedAt, this.#freeSince)),
     });
 
-    const batch: MergedBatch | undefined =
-      members.length === 1 ? undefined : mergeInputs(members.map((entry) => entry.inputs), this.#options.layout);
-    const outcome = await this.#options.run(batch ? batch.inputs : members[0]!.inputs);
+    let batch: MergedBatch | undefined;
+    let outcome: InferenceOutcome;
+    try {
+      batch = members.length === 1 ? undefined : mergeInputs(members.map((entry) => entry.inputs), this.#options.layout);
+      outcome = await this.#options.run(batch ? batch.inputs : members[0]!.inputs);
+    } catch (error) {
+      // Nothing may escape: a rejected dispatch would leave its slot taken and its members waiting.
+      outcome = { ok: false, code: 'INFERD_ERR_INTERNAL', message: `cannot run the batch: ${(error as Error).message}` };
+    }
     this.#inFlight -= 1;
     this.#freeSince = performance.now();
     this.#options.observer?.completed({ rows, computeMs: outcome.ok ? outcome.computeMs : 0, ok: outcome.ok });
@@ -286,9 +297,11 @@ export class Batcher {
   }
 
   #checkIdle(): void {
-    if (this.#queued === 0 && this.#inFlight === 0 && this.#deadlineTimer) {
+    if (this.#queued === 0 && this.#inFlight === 0) {
       clearTimeout(this.#deadlineTimer);
       this.#deadlineTimer = undefined;
+      this.#unsettled = [];
+      this.#unsettledHead = 0;
     }
     if (this.#idle && this.#queued === 0 && this.#inFlight === 0) {
       const idle = this.#idle;

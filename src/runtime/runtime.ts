@@ -4,7 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { Config } from '../config/schema.js';
-import type { ModelSignature, NamedTensors } from '../codecs/tensor.js';
+import type { DType, ModelSignature, NamedTensors } from '../codecs/tensor.js';
 import { InferdError } from '../errors.js';
 import { locateModel, type ModelLocation } from './model-dir.js';
 import { batchLayout } from './batch-merge.js';
@@ -214,15 +214,31 @@ function checkDeclaredInputs(location: ModelLocation, signature: ModelSignature)
   }
 }
 
-/** A pad rule must name a symbolic dimension the model has beyond the batch dimension. */
+/** Values each integer dtype can hold; a pad value outside them would wrap or throw at merge time. */
+const INTEGER_RANGES: Partial<Record<DType, readonly [number, number]>> = {
+  int8: [-128, 127],
+  uint8: [0, 255],
+  int16: [-32768, 32767],
+  uint16: [0, 65535],
+  int32: [-2147483648, 2147483647],
+  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+  bool: [0, 1],
+};
+
+/**
+ * A pad rule must name a symbolic dimension the model has beyond the batch dimension, with a
+ * value every input carrying that dimension can hold.
+ */
 function checkPadRules(location: ModelLocation, signature: ModelSignature): void {
+  const fail = (message: string) => new InferdError('INFERD_ERR_MODEL_LOAD_FAILED', `inferd.json batching.pad: ${message}`);
   const names = new Set(signature.inputs.flatMap((input) => (input.dimNames ?? []).slice(1).filter((n): n is string => n !== null)));
-  for (const name of Object.keys(location.config.batching.pad)) {
-    if (!names.has(name)) {
-      throw new InferdError(
-        'INFERD_ERR_MODEL_LOAD_FAILED',
-        `inferd.json pads dimension "${name}", but the model's variable dimensions are [${[...names].join(', ')}]`,
-      );
+  for (const [name, rule] of Object.entries(location.config.batching.pad)) {
+    if (!names.has(name)) throw fail(`"${name}" is not one of the model's variable dimensions [${[...names].join(', ')}]`);
+    for (const input of signature.inputs.filter((i) => i.dimNames?.slice(1).includes(name))) {
+      const range = INTEGER_RANGES[input.dtype];
+      if (range && !(Number.isInteger(rule.value) && rule.value >= range[0] && rule.value <= range[1])) {
+        throw fail(`"${name}" pads ${input.dtype} input '${input.name}' with ${rule.value}, which it cannot hold`);
+      }
     }
   }
 }

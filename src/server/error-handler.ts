@@ -12,6 +12,7 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INFERD_ERR_BODY_MALFORMED',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'INFERD_ERR_BODY_EMPTY',
   FST_ERR_CTP_INVALID_TYPE: 'INFERD_ERR_UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_BAD_URL: 'INFERD_ERR_BAD_REQUEST',
 };
 
 export interface ErrorHandlerOptions {
@@ -30,7 +31,7 @@ export function toInferdError(error: unknown, { maxPayloadMb }: ErrorHandlerOpti
   }
   if (code) return new InferdError(code, fastifyError.message ?? code);
   const status = fastifyError.statusCode ?? 500;
-  if (status >= 400 && status < 500) return new InferdError('INFERD_ERR_BODY_MALFORMED', fastifyError.message ?? 'bad request');
+  if (status >= 400 && status < 500) return new InferdError('INFERD_ERR_BAD_REQUEST', fastifyError.message ?? 'bad request');
   return new InferdError('INFERD_ERR_INTERNAL', 'internal server error', { cause: error });
 }
 

@@ -1,7 +1,7 @@
 /**
  * One way to read and write objects, whether they live in S3 (`s3://bucket/key`) or on local
- * disk (`file:///path` or a plain path). Data capture, batch transform and async inference all
- * use it; none of them talks to the AWS SDK or the file system for payloads directly.
+ * disk (`file:///path` or a plain path). Data capture and the monitor use it, and batch
+ * transform and async inference are to: none of them talks to the AWS SDK for payloads directly.
  */
 import type { Readable } from 'node:stream';
 

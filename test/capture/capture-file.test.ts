@@ -88,3 +88,39 @@ describe('data capture to a file destination', () => {
     assert.equal(record!.captureData.endpointOutput, undefined);
   });
 });
+
+describe('data capture when nothing can be written', () => {
+  it('counts the records as dropped and never harms the requests', async (t) => {
+    const { rm, writeFile } = await import('node:fs/promises');
+    const root = await mkdtemp(join(tmpdir(), 'inferd-blocked-'));
+    const blocker = join(root, 'a-file');
+    await writeFile(blocker, 'not a directory');
+    const spool = join(root, 'spool');
+    const server = await startServer(MODELS.mlp, {
+      env: {
+        INFERD_CAPTURE_ENABLED: 'true',
+        // Under a regular file: every upload fails with ENOTDIR.
+        INFERD_CAPTURE_DESTINATION: `${blocker}/capture`,
+        INFERD_CAPTURE_SPOOL_DIR: spool,
+        INFERD_CAPTURE_SAMPLING_PERCENTAGE: '100',
+        INFERD_CAPTURE_FLUSH_INTERVAL_MS: '50',
+      },
+    });
+    t.after(() => server.http.close());
+    // The spool disappears under the running server (a tmp cleaner, a full disk): writes fail too.
+    await rm(spool, { recursive: true });
+    await writeFile(spool, 'not a directory either');
+    for (let i = 0; i < 5; i += 1) {
+      assert.equal((await invoke(server.url, `${ROW.join(',')}\n`, { 'content-type': 'text/csv' })).status, 200);
+    }
+    const deadline = Date.now() + 10_000;
+    let dropped = 0;
+    while (dropped < 5 && Date.now() < deadline) {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      dropped = Number(/^inferd_capture_records_total\{outcome="dropped"\} (\d+)/m.exec(text)?.[1] ?? 0);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(dropped, 5, 'every record that could not be written is counted');
+    assert.equal((await fetch(`${server.url}/ping`)).status, 200);
+  });
+});

@@ -131,10 +131,11 @@ describe('data capture to S3 (s3rver)', () => {
       await s3.restart();
       s3Down = false;
       await until('the spool is empty', async () => (await metric(server.url, 'inferd_capture_spool_bytes')) === 0);
-      // 10% of p99, plus 25 ms for the noise of a shared 2-core machine. Capture that waited on
-      // S3 would add the SDK's retry backoff, hundreds of milliseconds, to the sampled requests.
+      // 10% of p99, plus 50 ms for the noise of a shared 2-core machine (a GC or a neighbour can
+      // add tens of ms to a 400-request p99). Capture that waited on S3 would add the SDK's
+      // retry backoff, hundreds of milliseconds, to every sampled request.
       t.diagnostic(`p99 ${p99(normal).toFixed(1)} ms before the outage, ${p99(outage).toFixed(1)} ms during it`);
-      assert.ok(p99(outage) <= p99(normal) * 1.1 + 25, `p99 ${p99(outage).toFixed(1)} ms during the outage, ${p99(normal).toFixed(1)} ms before`);
+      assert.ok(p99(outage) <= p99(normal) * 1.1 + 50, `p99 ${p99(outage).toFixed(1)} ms during the outage, ${p99(normal).toFixed(1)} ms before`);
     } finally {
       if (s3Down) await s3.restart();
       await server.http.close();

@@ -146,10 +146,17 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({ env: { INFERD_UNKNOWN: 'x', HOME: '/root' } }).server.port, 8080);
   });
 
+  it('accepts only the response types it can produce as the default Accept', () => {
+    assert.equal(loadConfig({ env: { SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: 'Text/CSV; charset=utf-8' } }).server.defaultAccept, 'text/csv');
+    assert.match(problemsOf(() => loadConfig({ env: { SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT: 'text/plain' } })).join(), /SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT/);
+  });
+
   it('reports an unreadable or malformed file', async () => {
     assert.match(problemsOf(() => loadConfig({ configFile: '/nonexistent.json' })).join(), /nonexistent\.json/);
     const dir = await mkdtemp(join(tmpdir(), 'inferd-config-'));
     await writeFile(join(dir, 'bad.json'), '{');
     assert.match(problemsOf(() => loadConfig({ configFile: join(dir, 'bad.json') })).join(), /not valid JSON/);
+    await writeFile(join(dir, 'null.json'), 'null');
+    assert.match(problemsOf(() => loadConfig({ configFile: join(dir, 'null.json') })).join(), /must hold a JSON object/);
   });
 });

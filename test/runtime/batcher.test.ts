@@ -204,3 +204,23 @@ describe('Batcher', () => {
     await finish();
   });
 });
+
+describe('Batcher, when merging fails', () => {
+  it('answers every member with an error and keeps serving', async () => {
+    const ids = { name: 'x', dtype: 'int64' as const, shape: [null, null], dimNames: ['batch', 'seq'] };
+    // A fill value int64 cannot hold makes mergeInputs throw (the runtime refuses it at load).
+    const layout = batchLayout({ inputs: [ids], outputs: [ids] }, { seq: { value: 0.5 } });
+    const { submit, runs, finish } = gatedBatcher({ layout });
+    const tokens = (length: number): NamedTensors => ({ x: { dtype: 'int64', dims: [1, length], data: new BigInt64Array(length) } });
+    const first = submit(tokens(2));
+    const members = [submit(tokens(3)), submit(tokens(4))];
+    runs[0]!.open();
+    await first;
+    for (const member of members) await assert.rejects(member, { code: 'INFERD_ERR_INTERNAL' });
+    const after = submit(tokens(5));
+    await tick();
+    runs[1]!.open();
+    assert.deepEqual((await after).outputs.x!.dims, [1, 5]);
+    await finish();
+  });
+});

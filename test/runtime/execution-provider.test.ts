@@ -36,3 +36,25 @@ describe('execution providers', () => {
     assert.equal((await fetch(`${server.url}/ping`)).status, 503);
   });
 });
+
+describe('batching configuration checked against the model', () => {
+  it('refuses a pad value the padded inputs cannot hold', async (t) => {
+    const dir = await modelDir({
+      'model.onnx': { copyOf: join(MODELS.tokens, 'model.onnx') },
+      'inferd.json': '{"batching": {"pad": {"seq": {"value": 0.5}}}}',
+    });
+    const server = await startServer(dir, { load: false });
+    t.after(() => server.http.close());
+    await assert.rejects(server.runtime.start(), /batching\.pad: "seq" pads int64 input 'input_ids' with 0\.5/);
+  });
+
+  it('refuses padding of a dimension the model does not have', async (t) => {
+    const dir = await modelDir({
+      'model.onnx': { copyOf: join(MODELS.tokens, 'model.onnx') },
+      'inferd.json': '{"batching": {"pad": {"tokens": {"value": 0}}}}',
+    });
+    const server = await startServer(dir, { load: false });
+    t.after(() => server.http.close());
+    await assert.rejects(server.runtime.start(), /"tokens" is not one of the model's variable dimensions \[seq\]/);
+  });
+});

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { MODELS, invoke, startServer, type TestServer } from '../helper.js';
+import { writeNpy } from '../npy.js';
 
 const ROW = Array.from({ length: 20 }, (_, i) => i / 10);
 
@@ -55,6 +56,31 @@ describe('client errors on churn-forest', () => {
     assert.match(JSON.parse(res.text).message, /0\.01 MB.*SAGEMAKER_MAX_PAYLOAD_IN_MB/);
   });
 
+  it('400 for a malformed URL, a repeated shape header and unparsable framing, in the same shape', async () => {
+    assertError(await invoke(server.url, '{}', {}, '/endpoints/%zz/invocations'), 400, 'INFERD_ERR_BAD_REQUEST');
+    const { request } = await import('node:http');
+    const shape = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(`${server.url}/invocations`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'x-inferd-shape': ['1,20', '1,20'] } }, (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, text }));
+      });
+      req.on('error', reject);
+      req.end(Buffer.alloc(80));
+    });
+    assertError(shape, 400, 'INFERD_ERR_BAD_REQUEST');
+    const { connect } = await import('node:net');
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(new URL(server.url).port), '127.0.0.1', () => socket.write('POST /invocations HTTP/1.1\r\nContent-Length: -5\r\n\r\n'));
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    assert.match(raw, /^HTTP\/1\.1 400/);
+    assert.match(raw, /"code":"INFERD_ERR_BAD_REQUEST"/);
+  });
+
   it('404 for unknown routes, in the same shape', async () => {
     assertError(await invoke(server.url, '{}', {}, '/nope'), 404, 'INFERD_ERR_NOT_FOUND');
   });
@@ -90,13 +116,14 @@ describe('server-side errors', () => {
   });
 
   it('503 with Retry-After when the queue is full', async (t) => {
-    const server = await startServer(MODELS.slow, { env: { INFERD_MAX_QUEUE_SIZE: '2' } });
+    const server = await startServer(MODELS.slow, { env: { INFERD_MAX_QUEUE_SIZE: '1' } });
     t.after(() => server.http.close());
-    const rows = JSON.stringify({ instances: Array(1500).fill(Array(256).fill(0.5)) });
+    // Binary bodies arrive in microseconds; each takes the worker most of a second.
+    const body = writeNpy('<f4', [2000, 256], new Float32Array(2000 * 256).fill(0.5));
     const results = await Promise.all(
-      Array.from({ length: 10 }, () => invoke(server.url, rows, { 'content-type': 'application/json' })),
+      Array.from({ length: 16 }, () => invoke(server.url, body, { 'content-type': 'application/x-npy', accept: 'application/x-npy' })),
     );
-    // One worker runs one request and two wait; whatever arrives beyond that is refused at once.
+    // The worker holds two batches and one request waits; whatever arrives beyond is refused at once.
     const refused = results.filter((r) => r.status === 503);
     assert.ok(refused.length >= 1, 'some requests were refused');
     assert.equal(refused.length + results.filter((r) => r.status === 200).length, results.length);

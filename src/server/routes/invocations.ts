@@ -51,11 +51,11 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
     const body = request.body as Buffer | undefined;
     if (!body || body.length === 0) throw new InferdError('INFERD_ERR_BODY_EMPTY', 'the request has no body');
 
-    const shapeHeader = headers['x-inferd-shape'];
+    // Node joins repeated headers with ", ", which would read as one longer shape.
+    const shapeHeaders = request.raw.headersDistinct['x-inferd-shape'];
+    if (shapeHeaders && shapeHeaders.length > 1) throw new InferdError('INFERD_ERR_BAD_REQUEST', 'X-Inferd-Shape must be sent once');
     const decodeStarted = performance.now();
-    const decoded = decoder.decode(body, model.signature, {
-      shapeHeader: Array.isArray(shapeHeader) ? shapeHeader[0] : shapeHeader,
-    });
+    const decoded = decoder.decode(body, model.signature, { shapeHeader: shapeHeaders?.[0] });
     const inputs = ownedInputs(decoded.inputs, body);
     metrics.codec(model.name, 'decode', performance.now() - decodeStarted);
 
