@@ -10,6 +10,9 @@ import { InferdError, errorFromCode } from '../errors.js';
 import { batchKey, mergeInputs, rowsOf, splitOutputs, type BatchLayout, type MergedBatch } from './batch-merge.js';
 import type { InferenceOutcome } from './worker-protocol.js';
 
+/** Failures a single request's data can cause; a merged batch failing so is retried member by member. */
+const RETRY_ALONE = new Set(['INFERD_ERR_INFERENCE_FAILED', 'INFERD_ERR_INPUT_INVALID']);
+
 export type DispatchReason = 'full' | 'preferred' | 'idle' | 'delay' | 'shape';
 
 export interface InferenceResult {
@@ -268,17 +271,38 @@ export class Batcher {
     this.#freeSince = performance.now();
     this.#options.observer?.completed({ rows, computeMs: outcome.ok ? outcome.computeMs : 0, ok: outcome.ok });
 
-    const computeMs = outcome.ok ? outcome.computeMs : 0;
-    const results = this.#results(members, outcome, batch);
-    members.forEach((entry, i) => {
-      const result = results[i]!;
-      this.#settle(
-        entry,
-        result instanceof InferdError ? result : { outputs: result, computeMs, queueMs: now - entry.enqueuedAt, batchRows: rows },
-      );
-    });
+    if (!outcome.ok && members.length > 1 && RETRY_ALONE.has(outcome.code)) {
+      // One request's bad data must not fail the others merged with it: run each alone.
+      this.#inFlight += 1;
+      for (const entry of members) await this.#runAlone(entry, now);
+      this.#inFlight -= 1;
+    } else {
+      const computeMs = outcome.ok ? outcome.computeMs : 0;
+      const results = this.#results(members, outcome, batch);
+      members.forEach((entry, i) => {
+        const result = results[i]!;
+        this.#settle(
+          entry,
+          result instanceof InferdError ? result : { outputs: result, computeMs, queueMs: now - entry.enqueuedAt, batchRows: rows },
+        );
+      });
+    }
     this.#pump();
     this.#checkIdle();
+  }
+
+  async #runAlone(entry: Pending, dispatchedAt: number): Promise<void> {
+    if (entry.settled) return;
+    const outcome = await this.#options.run(entry.inputs).catch(
+      (error: Error): InferenceOutcome => ({ ok: false, code: 'INFERD_ERR_INTERNAL', message: error.message }),
+    );
+    this.#options.observer?.completed({ rows: entry.rows, computeMs: outcome.ok ? outcome.computeMs : 0, ok: outcome.ok });
+    this.#settle(
+      entry,
+      outcome.ok
+        ? { outputs: outcome.outputs, computeMs: outcome.computeMs, queueMs: dispatchedAt - entry.enqueuedAt, batchRows: entry.rows }
+        : errorFromCode(outcome.code, outcome.message),
+    );
   }
 
   /** One result per member; a batch failure fails every member with the same error. */

@@ -155,14 +155,34 @@ describe('Batcher', () => {
     await finish();
   });
 
-  it('fails every member of a failed batch with the same error', async () => {
+  it('fails every member of a batch that failed for a reason none of them caused', async () => {
     const { submit, runs, finish } = gatedBatcher();
     void submit(request(1)).catch(() => {});
     const members = [submit(request(1)), submit(request(2))];
     runs[0]!.open();
     await tick();
-    runs[1]!.open({ ok: false, code: 'INFERD_ERR_INFERENCE_FAILED', message: 'boom' });
-    for (const member of members) await assert.rejects(member, { code: 'INFERD_ERR_INFERENCE_FAILED', message: 'boom' });
+    runs[1]!.open({ ok: false, code: 'INFERD_ERR_INTERNAL', message: 'worker failed' });
+    for (const member of members) await assert.rejects(member, { code: 'INFERD_ERR_INTERNAL', message: 'worker failed' });
+    await finish();
+  });
+
+  it('reruns the members of a batch that failed on its data one by one, so only the bad one fails', async () => {
+    const { submit, runs, finish } = gatedBatcher();
+    void submit(request(1));
+    const good = submit(request(1, 2, 7));
+    const bad = submit(request(2, 2, 9));
+    runs[0]!.open();
+    await tick();
+    assert.equal(runs[1]!.rows, 3, 'the two were merged');
+    runs[1]!.open({ ok: false, code: 'INFERD_ERR_INFERENCE_FAILED', message: 'index out of range' });
+    await tick();
+    assert.equal(runs[2]!.rows, 1);
+    runs[2]!.open();
+    await tick();
+    assert.equal(runs[3]!.rows, 2);
+    runs[3]!.open({ ok: false, code: 'INFERD_ERR_INFERENCE_FAILED', message: 'index out of range' });
+    assert.deepEqual((await good).outputs.x!.dims, [1, 2]);
+    await assert.rejects(bad, { code: 'INFERD_ERR_INFERENCE_FAILED' });
     await finish();
   });
 

@@ -104,6 +104,15 @@ describe('server-side errors', () => {
     assert.deepEqual(JSON.parse(ok.text).predictions, [[6, 7]]);
   });
 
+  it('a request that makes ONNX Runtime fail never fails the requests batched with it', async (t) => {
+    const server = await startServer(MODELS.failing);
+    t.after(() => server.http.close());
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => invoke(server.url, JSON.stringify([i % 3 === 0 ? 9 : i % 4]), { 'content-type': 'application/json' })),
+    );
+    results.forEach((res, i) => assert.equal(res.status, i % 3 === 0 ? 500 : 200, `request ${i}: ${res.text}`));
+  });
+
   it('503 with Retry-After while the model loads', async (t) => {
     const server = await startServer(MODELS.forest, { load: false });
     t.after(() => server.http.close());
