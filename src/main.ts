@@ -60,7 +60,13 @@ async function serve(flags: Record<string, string | undefined>, configFile: stri
   process.once('SIGINT', () => void stop('SIGINT'));
 
   // Listen first: SageMaker wants connections accepted (and /ping answered 503) while loading.
-  await http.listen({ port: config.server.port, host: config.server.host });
+  try {
+    // Also opens the capture spool (onReady): a port in use or an unusable spool stops here.
+    await http.listen({ port: config.server.port, host: config.server.host });
+  } catch (error) {
+    http.log.fatal({ code: 'INFERD_ERR_CONFIG_INVALID' }, `cannot start serving: ${(error as Error).message}`);
+    process.exit(1);
+  }
   try {
     await runtime.start();
   } catch (error) {

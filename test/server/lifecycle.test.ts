@@ -68,6 +68,21 @@ describe('the container entrypoint', () => {
     assert.match(child.output(), /model\.onnx/);
   });
 
+  it('exits 1 with a clear message when the port is taken', async () => {
+    const { createServer } = await import('node:net');
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const { port } = blocker.address() as { port: number };
+    try {
+      const child = await spawnServer(['dist/src/main.js', 'serve', '--port', String(port)], { INFERD_HOST: '127.0.0.1', INFERD_MODEL_DIR: MODELS.forest });
+      assert.equal((await child.exited).code, 1);
+      assert.match(child.output(), /cannot start serving: listen EADDRINUSE/);
+      assert.doesNotMatch(child.output(), /\n\s+at /, 'no stack trace');
+    } finally {
+      blocker.close();
+    }
+  });
+
   it('refuses a directory with several models and no inferd.json to choose', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'inferd-two-'));
     await copyFile(join(MODELS.forest, 'model.onnx'), join(dir, 'a.onnx'));

@@ -26,6 +26,17 @@ function ownedInputs(inputs: NamedTensors, body: Buffer): NamedTensors {
   return owned;
 }
 
+/**
+ * Node joins a repeated header with ", ", which would read as one longer shape. The distinct
+ * view is only built when the header is there at all: it copies every header.
+ */
+function shapeHeaderOf(request: FastifyRequest): string | undefined {
+  if (request.headers['x-inferd-shape'] === undefined) return undefined;
+  const values = request.raw.headersDistinct['x-inferd-shape'] ?? [];
+  if (values.length > 1) throw new InferdError('INFERD_ERR_BAD_REQUEST', 'X-Inferd-Shape must be sent once');
+  return values[0];
+}
+
 /** Tells whether the client went away before its response was written. */
 function clientGone(reply: FastifyReply): () => boolean {
   let gone = false;
@@ -51,11 +62,8 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
     const body = request.body as Buffer | undefined;
     if (!body || body.length === 0) throw new InferdError('INFERD_ERR_BODY_EMPTY', 'the request has no body');
 
-    // Node joins repeated headers with ", ", which would read as one longer shape.
-    const shapeHeaders = request.raw.headersDistinct['x-inferd-shape'];
-    if (shapeHeaders && shapeHeaders.length > 1) throw new InferdError('INFERD_ERR_BAD_REQUEST', 'X-Inferd-Shape must be sent once');
     const decodeStarted = performance.now();
-    const decoded = decoder.decode(body, model.signature, { shapeHeader: shapeHeaders?.[0] });
+    const decoded = decoder.decode(body, model.signature, { shapeHeader: shapeHeaderOf(request) });
     const inputs = ownedInputs(decoded.inputs, body);
     metrics.codec(model.name, 'decode', performance.now() - decodeStarted);
 
