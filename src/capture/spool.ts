@@ -30,9 +30,14 @@ export class Spool {
     return this.#bytes;
   }
 
-  /** Creates the directory and counts what a previous run left in it. */
+  /** Creates the directory, counts what a previous run left in it, and clears its torn writes. */
   async open(): Promise<void> {
     await mkdir(this.#dir, { recursive: true });
+    // A crash between writing and renaming leaves a `.tmp`: its records were never acknowledged
+    // as spooled (the upload failed, the spool write did not finish), so nothing counted is lost.
+    for (const file of await readdir(this.#dir)) {
+      if (file.startsWith('.') && file.endsWith('.tmp')) await rm(join(this.#dir, file), { force: true });
+    }
     this.#bytes = 0;
     for (const file of await this.#files()) this.#bytes += (await stat(join(this.#dir, file))).size;
   }
