@@ -89,7 +89,11 @@ function v2Tensors(entries: unknown[], signature: ModelSignature): NamedTensors 
 
 function decodeJson(body: Buffer, signature: ModelSignature): DecodedRequest {
   if (body.length === 0) throw malformedBody('the body is empty');
-  const parsed = parseJson(body.toString('utf8'), 'the body');
+  return decodeJsonValue(parseJson(body.toString('utf8'), 'the body'), signature);
+}
+
+/** A parsed JSON body in any of the request forms above. */
+export function decodeJsonValue(parsed: unknown, signature: ModelSignature): DecodedRequest {
   let decoded: DecodedRequest;
   if (Array.isArray(parsed)) {
     decoded = { inputs: wholeTensor(parsed, signature), style: 'predictions' };

@@ -90,3 +90,18 @@ export function toOwnedTensor(tensor: Tensor): Tensor {
   (owned as Uint8Array).set(src as unknown as Uint8Array);
   return { dtype: tensor.dtype, dims: [...tensor.dims], data: owned };
 }
+
+/**
+ * Tensors that view a slice of a larger buffer (Node's Buffer pool), or the request body itself,
+ * copied to exact-size buffers: transferring them to a worker would otherwise detach, or clone,
+ * bytes that are not theirs, and data capture still reads the body after inference.
+ */
+export function ownedTensors(inputs: NamedTensors, body: Uint8Array): NamedTensors {
+  const owned: NamedTensors = {};
+  for (const [name, tensor] of Object.entries(inputs)) {
+    const { data } = tensor;
+    const exclusive = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer !== body.buffer;
+    owned[name] = exclusive ? tensor : toOwnedTensor(tensor);
+  }
+  return owned;
+}

@@ -51,8 +51,20 @@ export const ConfigSchema = z
           .regex(/^\d{1,5}-\d{1,5}$/, 'must look like "XXXX-YYYY"')
           .optional()
           .describe('Ports SageMaker reserves for the container\'s internal listeners ("XXXX-YYYY"); inferd needs none, it is only validated.'),
-        maxPayloadMb: z.coerce.number().positive().max(1024).default(6).describe('Largest request body, in MiB; larger bodies get 413.'),
-        invocationTimeoutS: seconds('Longest time an invocation may take, queueing included; then 504.', 60),
+        maxPayloadMb: z.coerce
+          .number()
+          .min(0)
+          .max(1024)
+          // SageMaker's MaxPayloadInMB=0 asks for whole objects streamed: no limit of our own but the cap.
+          .transform((mb) => (mb === 0 ? 1024 : mb))
+          .default(6)
+          .describe('Largest request body, in MiB; larger bodies get 413. 0 (SageMaker batch streaming): 1024.'),
+        invocationTimeoutS: z.coerce
+          .number()
+          .positive()
+          .max(MAX_TIMER_S)
+          .optional()
+          .describe('Longest time an invocation may take, queueing included; then 504. Unset: 60, or 3600 under `SAGEMAKER_BATCH` (the job\'s own `InvocationsTimeoutInSeconds` governs).'),
         defaultAccept: z
           .preprocess(
             (value) => (typeof value === 'string' ? value.split(';', 1)[0]!.trim().toLowerCase() : value),
@@ -176,6 +188,10 @@ export const ConfigSchema = z
           .min(1)
           .optional()
           .describe('`MaxConcurrentTransforms` announced on `/execution-parameters`; unset: the worker count.'),
+        recordErrors: z
+          .enum(['fail', 'line'])
+          .default('fail')
+          .describe('Under `SAGEMAKER_BATCH`: `fail` answers a bad record with a 4xx for its whole request; `line` writes an error line in its place and answers the others.'),
       })
       .strict()
       .prefault({}),
@@ -189,7 +205,12 @@ export const ConfigSchema = z
     if (config.capture.enabled && !config.capture.destination) {
       ctx.addIssue({ code: 'custom', path: ['capture', 'destination'], message: 'is required when capture is enabled' });
     }
-  });
+  })
+  .transform((config) => ({
+    ...config,
+    // A transform job's mini-batches take as long as they take: SageMaker times them out itself.
+    server: { ...config.server, invocationTimeoutS: config.server.invocationTimeoutS ?? (config.batch.enabled ? 3600 : 60) },
+  }));
 
 export type Config = z.output<typeof ConfigSchema>;
 
@@ -205,6 +226,7 @@ export const ENV_VARS: Record<string, readonly [keyof Config, string]> = {
   SAGEMAKER_BATCH: ['batch', 'enabled'],
   SAGEMAKER_BATCH_STRATEGY: ['batch', 'strategy'],
   SAGEMAKER_MAX_CONCURRENT_TRANSFORMS: ['batch', 'maxConcurrentTransforms'],
+  INFERD_BATCH_RECORD_ERRORS: ['batch', 'recordErrors'],
   INFERD_CAPTURE_ENABLED: ['capture', 'enabled'],
   INFERD_CAPTURE_DESTINATION: ['capture', 'destination'],
   INFERD_CAPTURE_SAMPLING_PERCENTAGE: ['capture', 'samplingPercentage'],

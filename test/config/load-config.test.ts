@@ -35,6 +35,21 @@ describe('loadConfig', () => {
     assert.ok(Object.isFrozen(config.server));
   });
 
+  it('follows a transform job under SAGEMAKER_BATCH: no 60 s timeout, MaxPayloadInMB=0 streams', () => {
+    const table: [Record<string, string>, number, number][] = [
+      [{}, 60, 6],
+      [{ SAGEMAKER_BATCH: 'true' }, 3600, 6],
+      [{ SAGEMAKER_BATCH: 'true', SAGEMAKER_MODEL_SERVER_TIMEOUT: '900', SAGEMAKER_MAX_PAYLOAD_IN_MB: '50' }, 900, 50],
+      [{ SAGEMAKER_BATCH: 'true', SAGEMAKER_MAX_PAYLOAD_IN_MB: '0' }, 3600, 1024],
+    ];
+    for (const [env, timeoutS, payloadMb] of table) {
+      const { server } = loadConfig({ env });
+      assert.deepEqual([server.invocationTimeoutS, server.maxPayloadMb], [timeoutS, payloadMb], JSON.stringify(env));
+    }
+    assert.equal(loadConfig({ env: { INFERD_BATCH_RECORD_ERRORS: 'line' } }).batch.recordErrors, 'line');
+    assert.ok(problemsOf(() => loadConfig({ env: { INFERD_BATCH_RECORD_ERRORS: 'skip' } })).some((p) => p.includes('INFERD_BATCH_RECORD_ERRORS')));
+  });
+
   it('layers defaults < file < environment < CLI', async () => {
     const file = await configFile({ server: { port: 1000, maxPayloadMb: 2 }, batching: { maxQueueSize: 9 } });
     const config = loadConfig({
@@ -61,6 +76,7 @@ describe('loadConfig', () => {
     ['SAGEMAKER_BATCH', 'true', (c) => c.batch.enabled, true],
     ['SAGEMAKER_BATCH_STRATEGY', 'SINGLE_RECORD', (c) => c.batch.strategy, 'SINGLE_RECORD'],
     ['SAGEMAKER_MAX_CONCURRENT_TRANSFORMS', '4', (c) => c.batch.maxConcurrentTransforms, 4],
+    ['INFERD_BATCH_RECORD_ERRORS', 'line', (c) => c.batch.recordErrors, 'line'],
     ['INFERD_MODEL_DIR', '/models/x', (c) => c.model.dir, '/models/x'],
     ['INFERD_REQUIRE_GPU', 'true', (c) => c.model.requireGpu, true],
     ['INFERD_MAX_QUEUE_SIZE', '12', (c) => c.batching.maxQueueSize, 12],

@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { toOwnedTensor, type NamedTensors } from '../../codecs/tensor.js';
+import { ownedTensors } from '../../codecs/tensor.js';
 import type { DataCapture } from '../../capture/data-capture.js';
 import type { Config } from '../../config/schema.js';
 import { InferdError } from '../../errors.js';
+import { invokeBatch } from '../../modes/batch-invocation.js';
 import type { Metrics } from '../../metrics.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { requestDecoder, responseEncoder } from '../content-types.js';
@@ -10,21 +11,6 @@ import { installCaptureHooks } from '../capture-hooks.js';
 import { toInferdError } from '../error-handler.js';
 
 const CUSTOM_ATTRIBUTES = 'x-amzn-sagemaker-custom-attributes';
-
-/**
- * Tensors that view a slice of a larger buffer (Node's Buffer pool), or the request body itself,
- * are copied to exact-size buffers: transferring them to a worker would otherwise detach, or
- * clone, bytes that are not theirs, and data capture still reads the body after inference.
- */
-function ownedInputs(inputs: NamedTensors, body: Buffer): NamedTensors {
-  const owned: NamedTensors = {};
-  for (const [name, tensor] of Object.entries(inputs)) {
-    const { data } = tensor;
-    const exclusive = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer !== body.buffer;
-    owned[name] = exclusive ? tensor : toOwnedTensor(tensor);
-  }
-  return owned;
-}
 
 /**
  * Node joins a repeated header with ", ", which would read as one longer shape. The distinct
@@ -62,9 +48,28 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
     const body = request.body as Buffer | undefined;
     if (!body || body.length === 0) throw new InferdError('INFERD_ERR_BODY_EMPTY', 'the request has no body');
 
+    const send = (payload: Buffer) => {
+      const customAttributes = headers[CUSTOM_ATTRIBUTES];
+      if (customAttributes !== undefined) reply.header(CUSTOM_ATTRIBUTES, customAttributes);
+      return reply.type(encoder.mediaType).send(payload);
+    };
+
+    if (config.batch.enabled) {
+      const answer = await invokeBatch(runtime, model, {
+        body,
+        mediaType: decoder.mediaType,
+        encoder,
+        recordErrors: config.batch.recordErrors,
+        shapeHeader: shapeHeaderOf(request),
+        isCancelled: clientGone(reply),
+      });
+      metrics.queueWait(model.name, answer.queueMs);
+      return send(answer.body);
+    }
+
     const decodeStarted = performance.now();
     const decoded = decoder.decode(body, model.signature, { shapeHeader: shapeHeaderOf(request) });
-    const inputs = ownedInputs(decoded.inputs, body);
+    const inputs = ownedTensors(decoded.inputs, body);
     metrics.codec(model.name, 'decode', performance.now() - decodeStarted);
 
     const result = await runtime.infer(inputs, { isCancelled: clientGone(reply) });
@@ -73,10 +78,7 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
     const encodeStarted = performance.now();
     const payload = encoder.encode(result.outputs, model.signature, { style: decoded.style, modelName: model.name });
     metrics.codec(model.name, 'encode', performance.now() - encodeStarted);
-
-    const customAttributes = headers[CUSTOM_ATTRIBUTES];
-    if (customAttributes !== undefined) reply.header(CUSTOM_ATTRIBUTES, customAttributes);
-    return reply.type(encoder.mediaType).send(payload);
+    return send(payload);
   };
 
   return async (app: FastifyInstance) => {
