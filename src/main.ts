@@ -9,10 +9,12 @@ import { buildApp } from './app.js';
 import { isClusterWorker, joinCluster, runPrimary } from './cluster.js';
 import { ConfigError, loadConfig } from './config/load-config.js';
 import { InferdError } from './errors.js';
+import { runTransformCommand } from './modes/transform/cli.js';
 import { runMonitorCommand } from './monitor/cli.js';
 import type { StorageSettings } from './storage/object-store.js';
 
 const USAGE = `Usage: inferd serve [--model-dir DIR] [--port N] [--instances N] [--processes N|auto] [--config FILE]
+       inferd transform --input URI --output URI [options]   (inferd transform --help)
        inferd monitor baseline|check ...   (inferd monitor --help)
 
 Serves the ONNX model in DIR over SageMaker's container contract (GET /ping, POST /invocations).
@@ -78,6 +80,11 @@ async function serve(flags: Record<string, string | undefined>, configFile: stri
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'transform') {
+    const io = { stdout: (text: string) => process.stdout.write(text), stderr: process.stderr, env: process.env };
+    // Exit explicitly: the S3 client's sockets would otherwise hold the process a while.
+    process.exit(await runTransformCommand(process.argv.slice(3), io));
+  }
   if (process.argv[2] === 'monitor') {
     const io = { stdout: (text: string) => process.stdout.write(text), stderr: (text: string) => process.stderr.write(text) };
     let storage: StorageSettings = {};
