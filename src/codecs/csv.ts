@@ -31,6 +31,43 @@ function parseField(field: string, dtype: DType): number | string | undefined {
   return dtype === 'int64' && !Number.isSafeInteger(number) ? field.trim() : number;
 }
 
+/** Powers of ten that doubles hold exactly: 10^0 … 10^22. */
+const EXACT_POWERS_OF_TEN = Array.from({ length: 23 }, (_, k) => 10 ** k);
+const DIGIT_0 = 0x30;
+const MINUS = 0x2d;
+const DOT = 0x2e;
+
+/**
+ * `[-]digits[.digits]` with at most 15 significant digits, read without making a string: most
+ * CSV fields look like this, and slicing then `Number()` dominated decoding. The mantissa is then
+ * an exact integer below 2^53 and 10^k exact, so one division is correctly rounded: the result is
+ * the very double `Number()` gives. Anything else (exponents, spaces, NaN, long digits) returns
+ * undefined and takes the general path.
+ */
+function simpleDecimal(text: string, start: number, end: number): number | undefined {
+  let at = start;
+  const negative = text.charCodeAt(at) === MINUS;
+  if (negative) at++;
+  let mantissa = 0;
+  let digits = 0;
+  let fractionDigits = -1;
+  for (; at < end; at++) {
+    const code = text.charCodeAt(at);
+    if (code === DOT && fractionDigits === -1) {
+      fractionDigits = 0;
+      continue;
+    }
+    const digit = code - DIGIT_0;
+    if (digit < 0 || digit > 9) return undefined;
+    mantissa = mantissa * 10 + digit;
+    digits++;
+    if (fractionDigits !== -1) fractionDigits++;
+  }
+  if (digits === 0 || digits > 15 || fractionDigits === 0) return undefined;
+  const value = fractionDigits > 0 ? mantissa / EXACT_POWERS_OF_TEN[fractionDigits]! : mantissa;
+  return negative ? -value : value;
+}
+
 function resized(data: TensorData, dtype: DType, length: number): TensorData {
   const out = allocate(dtype, length);
   (out as Uint8Array).set((data as Uint8Array).subarray(0, Math.min(length, data.length)));
@@ -60,8 +97,7 @@ function decodeCsv(body: Buffer, signature: ModelSignature): DecodedRequest {
   let i = 0;
   let line = 1;
 
-  const store = (field: string, fieldLine: number, column: number): void => {
-    const value = parseField(field, dtype);
+  const store = (value: number | string | undefined, field: string, fieldLine: number, column: number): void => {
     if (count === data.length) data = resized(data, dtype, data.length * 2);
     const problem = value === undefined ? `expected a number, got ${describeValue(field)}` : write(data, count, value);
     if (problem !== undefined) throw invalidInput(`line ${fieldLine}, column ${column}: ${problem}`);
@@ -79,7 +115,8 @@ function decodeCsv(body: Buffer, signature: ModelSignature): DecodedRequest {
     let fields = 0;
     for (;;) {
       const fieldLine = line;
-      let field: string;
+      let field = '';
+      let value: number | string | undefined;
       if (text.charCodeAt(i) === QUOTE) {
         field = '';
         let from = ++i;
@@ -106,10 +143,12 @@ function decodeCsv(body: Buffer, signature: ModelSignature): DecodedRequest {
           stop++;
         }
         const crlf = stop > i && text.charCodeAt(stop) === LF && text.charCodeAt(stop - 1) === CR;
-        field = text.slice(i, crlf ? stop - 1 : stop);
+        const fieldEnd = crlf ? stop - 1 : stop;
+        value = simpleDecimal(text, i, fieldEnd);
+        if (value === undefined) field = text.slice(i, fieldEnd);
         i = stop;
       }
-      store(field, fieldLine, ++fields);
+      store(value ?? parseField(field, dtype), field, fieldLine, ++fields);
       if (text.charCodeAt(i) !== COMMA) break;
       i++;
     }

@@ -110,6 +110,20 @@ describe('CSV encoder', () => {
     assert.equal(text, '1,1,2,3,4\n0,5,6,7,9007199254740993\n');
   });
 
+  it('reads every decimal field as the very double Number() reads', () => {
+    const decimal = fc
+      .tuple(fc.boolean(), fc.stringMatching(/^[0-9]{1,18}$/), fc.option(fc.stringMatching(/^[0-9]{0,18}$/)), fc.option(fc.integer({ min: -30, max: 30 })))
+      .map(([negative, whole, fraction, exponent]) => `${negative ? '-' : ''}${whole}${fraction === null ? '' : `.${fraction}`}${exponent === null ? '' : `e${exponent}`}`);
+    const signature: ModelSignature = { inputs: [{ name: 'x', dtype: 'float64', shape: [null, null] }], outputs: [] };
+    fc.assert(
+      fc.property(fc.array(decimal, { minLength: 1, maxLength: 8 }), (fields) => {
+        const decoded = csvDecoder.decode(Buffer.from(fields.join(',')), signature, {}).inputs.x!;
+        assert.deepEqual(Array.from(decoded.data as Float64Array), fields.map(Number));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it('round-trips any 2-D float32 tensor exactly', () => {
     const matrix = fc.integer({ min: 1, max: 6 }).chain((columns) =>
       fc.array(fc.array(fc.float({ noNaN: true }), { minLength: columns, maxLength: columns }), { minLength: 1, maxLength: 8 }),
