@@ -1,0 +1,119 @@
+/**
+ * Batch transform at scale: a generated CSV of churn rows (1,000,000 by default) through the
+ * forest with `inferd transform`, in-process, against the in-process ceiling (`session.run` in a
+ * loop at large batch sizes, same thread count), measured one after the other in one run on
+ * this machine. Reports records/s, the ratio to the ceiling, and the job's peak RSS.
+ *
+ *   npm run bench:transform                 # 1,000,000 rows
+ *   BENCH_TRANSFORM_ROWS=200000 npm run bench:transform
+ *
+ * Results: bench/results/<timestamp>-transform.{json,md}.
+ */
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { once } from 'node:events';
+import type { CeilingRequest, CeilingResult } from './in-process-ceiling.js';
+import { readOptions, REPO_ROOT } from './options.js';
+import { readCsvRows, seededRandom } from './payloads.js';
+import type { TransformSummary } from '../src/modes/transform/job.js';
+
+const rowsWanted = Number(process.env.BENCH_TRANSFORM_ROWS ?? 1_000_000);
+const options = readOptions(process.env);
+const log = (message: string) => process.stderr.write(`${message}\n`);
+
+function run(args: readonly string[], env: Record<string, string> = {}): Promise<string> {
+  const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  return new Promise((resolve, reject) =>
+    child.once('exit', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`${args.join(' ')} exited ${code}`)))),
+  );
+}
+
+/** The 200 request rows, each value jittered by up to ±5%, cycled to `rows` lines. */
+async function writeRows(path: string, rows: number): Promise<number> {
+  const { rows: base } = readCsvRows(join(options.modelsDir, 'churn-requests.csv'));
+  const random = seededRandom(42);
+  const out = createWriteStream(path);
+  let chunk = '';
+  for (let i = 0; i < rows; i++) {
+    chunk += `${base[i % base.length]!.map((value) => (value * (0.95 + random() * 0.1)).toFixed(4)).join(',')}\n`;
+    if (chunk.length > 1 << 20) {
+      if (!out.write(chunk)) await once(out, 'drain');
+      chunk = '';
+    }
+  }
+  out.end(chunk);
+  await once(out, 'finish');
+  return (await stat(path)).size;
+}
+
+const workers = Math.max(1, availableParallelism() - 1);
+const root = await mkdtemp(join(tmpdir(), 'inferd-bench-transform-'));
+try {
+  const input = join(root, 'in');
+  await mkdir(input);
+  log(`generating ${rowsWanted.toLocaleString('en-US')} rows…`);
+  const inputBytes = await writeRows(join(input, 'churn.csv'), rowsWanted);
+
+  log('in-process ceiling (session.run at large batch sizes)…');
+  const ceilingRequest: CeilingRequest = {
+    modelPath: join(options.modelsDir, 'churn-forest.onnx'),
+    provider: 'cpu',
+    threads: workers,
+    secondsPerBatchSize: 3,
+    spec: { batchSizes: [1024, 8192, 32768], feedVariants: [[{ name: 'features', dtype: 'float32', rowShape: [20], min: 0, max: 100 }]] },
+  };
+  const ceiling = JSON.parse(await run([join(REPO_ROOT, 'dist/bench/in-process-ceiling.js'), JSON.stringify(ceilingRequest)])) as CeilingResult;
+
+  log('inferd transform…');
+  const args = ['--input', input, '--output', join(root, 'out'), '--split-type', 'Line', '--batch-strategy', 'MultiRecord', '--assemble-with', 'Line'];
+  const modelDir = await mkdtemp(join(tmpdir(), 'inferd-bench-forest-'));
+  await writeFile(join(modelDir, 'inferd.json'), '{}\n');
+  await symlink(ceilingRequest.modelPath, join(modelDir, 'model.onnx'));
+  const summary = JSON.parse(
+    await run([join(REPO_ROOT, 'dist/src/main.js'), 'transform', '--model-dir', modelDir, ...args], {
+      SAGEMAKER_MODEL_SERVER_WORKERS: String(workers),
+      SAGEMAKER_CONTAINER_LOG_LEVEL: 'warn',
+    }),
+  ) as TransformSummary;
+  await rm(modelDir, { recursive: true, force: true });
+
+  const ceilingRowsPerS = ceiling.best?.rowsPerS ?? Number.NaN;
+  const result = {
+    date: new Date().toISOString(),
+    machine: { cores: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown' },
+    rows: rowsWanted,
+    inputMb: inputBytes / 2 ** 20,
+    workers,
+    command: `inferd transform ${args.join(' ')}`,
+    transform: { recordsPerS: summary.recordsPerS, durationS: summary.durationS, peakRssMb: summary.peakRssMb, records: summary.records },
+    ceiling: { rowsPerS: ceilingRowsPerS, batchSize: ceiling.best?.batchSize, sweep: ceiling.sweep },
+    ratioToCeiling: summary.recordsPerS / ceilingRowsPerS,
+  };
+  const markdown = [
+    `# Batch transform benchmark, ${result.date}`,
+    '',
+    `${result.machine.cores} cores (${result.machine.cpu}); ${rowsWanted.toLocaleString('en-US')} generated churn rows, ${result.inputMb.toFixed(1)} MB of CSV; ${workers} worker(s) × 1 thread.`,
+    '',
+    '| | records/s | vs ceiling | duration | peak RSS |',
+    '|---|---|---|---|---|',
+    `| \`inferd transform\` (MultiRecord, 1 MB mini-batches, in-process) | ${Math.round(summary.recordsPerS).toLocaleString('en-US')} | ${result.ratioToCeiling.toFixed(2)}× | ${summary.durationS.toFixed(1)} s | ${summary.peakRssMb.toFixed(0)} MB |`,
+    `| in-process ceiling (\`session.run\`, batch ${ceiling.best?.batchSize}) | ${Math.round(ceilingRowsPerS).toLocaleString('en-US')} | 1.00× | | |`,
+    '',
+    `Reproduce: \`BENCH_TRANSFORM_ROWS=${rowsWanted} npm run bench:transform\`.`,
+    '',
+  ].join('\n');
+  const stamp = result.date.slice(0, 16).replace(/:/g, '');
+  const resultsDir = join(REPO_ROOT, 'bench/results');
+  const base = join(resultsDir, `${stamp}-transform`);
+  await writeFile(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);
+  await writeFile(`${base}.md`, markdown);
+  process.stdout.write(markdown);
+  log(`wrote ${relative(REPO_ROOT, base)}.{json,md}`);
+} finally {
+  await rm(root, { recursive: true, force: true });
+}
