@@ -7,9 +7,8 @@
 import type { DecodeOptions, DecodedRequest, ResponseEncoder } from './codec.js';
 import { decodeJsonValue } from './json.js';
 import { jsonLinesDecoder, jsonLinesEncoder } from './jsonlines.js';
-import { isJsonObject, tensorsFromRecords } from './records.js';
+import { isJsonObject } from './records.js';
 import { decoderFor, encoderFor } from './registry.js';
-import { checkInputs } from './signature-check.js';
 import type { ModelSignature } from './tensor.js';
 import { unsupportedMediaType } from '../errors.js';
 
@@ -22,24 +21,25 @@ export function isLineType(mediaType: string): boolean {
 }
 
 /**
- * A JSON body that parses whole is a real-time request (`instances`, `inputs`, a bare array of
- * rows), or else one record (an object keyed by input name, a scalar); otherwise it is JSON Lines.
- * Parsing whole first costs little: on a multi-line body the parser stops at the second line.
+ * Records, one a line, whatever their count, so that a record decodes the same alone or in a
+ * mini-batch. Only a body that is not JSON Lines gets a second reading as one real-time request
+ * (`{"instances": ...}`, `{"inputs": ...}`, also pretty-printed), so that those still work.
  */
 function decodeJsonRecords(body: Buffer, signature: ModelSignature): DecodedRequest {
-  let parsed: unknown;
   try {
-    parsed = JSON.parse(body.toString('utf8'));
-  } catch {
     return jsonLinesDecoder.decode(body, signature, {});
+  } catch (linesError) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch {
+      throw linesError;
+    }
+    const envelope = isJsonObject(parsed) && ['instances', 'inputs'].some((key) => Object.hasOwn(parsed, key));
+    const inputNamed = signature.inputs.some((input) => input.name === 'instances' || input.name === 'inputs');
+    if (!envelope || inputNamed) throw linesError;
+    return decodeJsonValue(parsed, signature);
   }
-  const realTime = Array.isArray(parsed) || (isJsonObject(parsed) && (Object.hasOwn(parsed, 'instances') || Object.hasOwn(parsed, 'inputs')));
-  if (!realTime) {
-    const inputs = tensorsFromRecords([parsed], signature, () => 'line 1');
-    checkInputs(inputs, signature);
-    return { inputs, style: 'predictions' };
-  }
-  return decodeJsonValue(parsed, signature);
 }
 
 /** Decodes a mini-batch; `mediaType` is lower-case, without parameters. */

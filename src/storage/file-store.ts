@@ -19,6 +19,9 @@ export class FileObjectStore implements ObjectStore {
   async put(uri: string, body: Buffer | string | Readable): Promise<void> {
     const path = objectPath(uri);
     const partial = join(dirname(path), `.${randomUUID()}${PARTIAL_SUFFIX}`);
+    // The writer may destroy the body before the pipeline below listens (while mkdir runs); an
+    // 'error' with no listener would take the whole process down. The pipeline still sees it.
+    if (body instanceof Readable) body.on('error', () => {});
     try {
       await mkdir(dirname(path), { recursive: true });
       if (body instanceof Readable) {

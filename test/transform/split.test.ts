@@ -356,8 +356,8 @@ describe('splitRecords, arguments', () => {
   }
 });
 
-const batch = (records: readonly string[], splitType: SplitType, strategy: BatchStrategy, maxPayloadBytes: number, maxRecordsPerBatch?: number) =>
-  collect(miniBatches(fromChunks(records.map((r) => Buffer.from(r))), { splitType, strategy, maxPayloadBytes, maxRecordsPerBatch }));
+const batch = (records: readonly string[], splitType: SplitType, strategy: BatchStrategy, maxPayloadBytes: number) =>
+  collect(miniBatches(fromChunks(records.map((r) => Buffer.from(r))), { splitType, strategy, maxPayloadBytes }));
 
 const shape = (batches: readonly MiniBatch[]) => batches.map((b) => ({ body: b.body.toString('utf8'), records: texts(b.records) }));
 
@@ -367,7 +367,7 @@ function expectedBody(records: readonly Buffer[], splitType: SplitType): Buffer 
 }
 
 describe('miniBatches', () => {
-  const cases: { name: string; records: string[]; splitType: SplitType; strategy: BatchStrategy; maxPayloadBytes: number; maxRecordsPerBatch?: number; batches: { body: string; records: string[] }[] }[] = [
+  const cases: { name: string; records: string[]; splitType: SplitType; strategy: BatchStrategy; maxPayloadBytes: number; batches: { body: string; records: string[] }[] }[] = [
     {
       name: 'SingleRecord Line: each record and a newline',
       records: ['a,1', 'b,2'],
@@ -413,19 +413,6 @@ describe('miniBatches', () => {
       ],
     },
     {
-      name: 'MultiRecord Line with a record cap',
-      records: ['1', '2', '3', '4', '5'],
-      splitType: 'Line',
-      strategy: 'MultiRecord',
-      maxPayloadBytes: 6 * MIB,
-      maxRecordsPerBatch: 2,
-      batches: [
-        { body: '1\n2\n', records: ['1', '2'] },
-        { body: '3\n4\n', records: ['3', '4'] },
-        { body: '5\n', records: ['5'] },
-      ],
-    },
-    {
       name: 'MultiRecord Line with no payload limit',
       records: ['1', '2', '3'],
       splitType: 'Line',
@@ -435,8 +422,8 @@ describe('miniBatches', () => {
     },
     { name: 'no records', records: [], splitType: 'Line', strategy: 'MultiRecord', maxPayloadBytes: 10, batches: [] },
   ];
-  for (const { name, records, splitType, strategy, maxPayloadBytes, maxRecordsPerBatch, batches } of cases) {
-    it(name, async () => assert.deepEqual(shape(await batch(records, splitType, strategy, maxPayloadBytes, maxRecordsPerBatch)), batches));
+  for (const { name, records, splitType, strategy, maxPayloadBytes, batches } of cases) {
+    it(name, async () => assert.deepEqual(shape(await batch(records, splitType, strategy, maxPayloadBytes)), batches));
   }
 
   it('gives back the records it was given, not copies', async () => {
@@ -474,7 +461,7 @@ describe('miniBatches', () => {
   });
 
   it('sends a full batch before pulling the next record', async () => {
-    for (const options of [{ maxPayloadBytes: 8 }, { maxPayloadBytes: 100, maxRecordsPerBatch: 2 }]) {
+    for (const options of [{ maxPayloadBytes: 8 }]) {
       async function* records(): AsyncGenerator<Buffer> {
         yield Buffer.from('abc');
         yield Buffer.from('def');
@@ -498,22 +485,20 @@ describe('miniBatches', () => {
         fc.asyncProperty(
           fc.array(record, { maxLength: 30 }),
           fc.nat({ max: 200 }),
-          fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined }),
-          async (records, slackBytes, maxRecordsPerBatch) => {
+          async (records, slackBytes) => {
             const framedBytes = (r: Buffer) => expectedBody([r], splitType).length;
             const maxPayloadBytes = Math.max(1, ...records.map(framedBytes)) + slackBytes;
             const batches = await collect(
-              miniBatches(fromChunks(records), { splitType, strategy: 'MultiRecord', maxPayloadBytes, maxRecordsPerBatch }),
+              miniBatches(fromChunks(records), { splitType, strategy: 'MultiRecord', maxPayloadBytes }),
             );
             assert.deepEqual(batches.flatMap((b) => b.records), records);
             batches.forEach((b, i) => {
               assert.ok(b.records.length > 0);
               assert.ok(b.body.length <= maxPayloadBytes, `batch ${i}: ${b.body.length} > ${maxPayloadBytes}`);
-              assert.ok(b.records.length <= (maxRecordsPerBatch ?? Number.POSITIVE_INFINITY));
               assert.deepEqual(b.body, expectedBody(b.records, splitType));
               const next = batches[i + 1]?.records[0];
               if (next !== undefined) {
-                const full = b.records.length === maxRecordsPerBatch || b.body.length + framedBytes(next) > maxPayloadBytes;
+                const full = b.body.length + framedBytes(next) > maxPayloadBytes;
                 assert.ok(full, `batch ${i} had room for the next record`);
               }
             });
@@ -523,15 +508,14 @@ describe('miniBatches', () => {
     });
   }
 
-  const badOptions: { name: string; maxPayloadBytes: number; maxRecordsPerBatch?: number }[] = [
+  const badOptions: { name: string; maxPayloadBytes: number }[] = [
     { name: 'maxPayloadBytes 0 (MaxPayloadInMB=0 is Infinity)', maxPayloadBytes: 0 },
     { name: 'a negative maxPayloadBytes', maxPayloadBytes: -1 },
     { name: 'a fractional maxPayloadBytes', maxPayloadBytes: 1.5 },
-    { name: 'maxRecordsPerBatch 0', maxPayloadBytes: 10, maxRecordsPerBatch: 0 },
   ];
-  for (const { name, maxPayloadBytes, maxRecordsPerBatch } of badOptions) {
+  for (const { name, maxPayloadBytes } of badOptions) {
     it(`refuses ${name} at once`, () => {
-      assert.throws(() => miniBatches(fromChunks([]), { splitType: 'Line', strategy: 'MultiRecord', maxPayloadBytes, maxRecordsPerBatch }), RangeError);
+      assert.throws(() => miniBatches(fromChunks([]), { splitType: 'Line', strategy: 'MultiRecord', maxPayloadBytes }), RangeError);
     });
   }
 });

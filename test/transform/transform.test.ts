@@ -193,6 +193,38 @@ for (const place of places) {
       assert.deepEqual((await listed(place, joinUri(root, 'out'))).sort(), ['good.csv.out', 'transform-summary.json']);
     });
 
+    it('fails a file whose first record is over the payload limit, and goes on with the others', async () => {
+      const root = await place.root();
+      await put(place, joinUri(root, 'in/a-wide.csv'), `${'1,'.repeat(600)}1\n${requestsCsv}`);
+      await put(place, joinUri(root, 'in/b.csv'), requestsCsv);
+      const run = await transform(place, [
+        ...['--input', joinUri(root, 'in'), '--output', joinUri(root, 'out'), '--split-type', 'Line', '--assemble-with', 'Line'],
+        ...['--max-payload-mb', '0.001'],
+      ]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.deepEqual(run.summary?.files, { total: 2, done: 1, skipped: 0, failed: 1 });
+      assert.match(run.summary!.failures[0]!.reason, /line 1 is longer than the 1048-byte/);
+      assert.deepEqual((await listed(place, joinUri(root, 'out'))).sort(), ['b.csv.out', 'transform-summary.json']);
+    });
+
+    it('refuses inputs it cannot answer apart: nothing to read, an output inside the input, two inputs for one .out', async () => {
+      const root = await place.root();
+      const empty = await transform(place, ['--input', joinUri(root, 'nothing'), '--output', joinUri(root, 'out')]);
+      assert.equal(empty.code, 1);
+      assert.match(empty.stderr, /no objects found/);
+
+      await put(place, joinUri(root, 'p/data-2.csv'), requestsCsv);
+      await put(place, joinUri(root, 'p/data/data-2.csv'), requestsCsv);
+      const inside = await transform(place, ['--input', joinUri(root, 'p'), '--output', joinUri(root, 'p/out')]);
+      assert.equal(inside.code, 1);
+      assert.match(inside.stderr, /overlaps/);
+      const manifest = joinUri(root, 'manifest.json');
+      await put(place, manifest, JSON.stringify([{ prefix: `${joinUri(root, 'p')}/` }, 'data-2.csv', '/data-2.csv']));
+      const twice = await transform(place, ['--manifest', manifest, '--output', joinUri(root, 'out')]);
+      assert.equal(twice.code, 1);
+      assert.match(twice.stderr, /would both be answered in/);
+    });
+
     it('reads gzip inputs', async () => {
       const root = await place.root();
       await put(place, joinUri(root, 'in/requests.csv.gz'), gzipSync(requestsCsv));
@@ -280,11 +312,23 @@ describe('inferd transform --endpoint', () => {
       ['--output', '/tmp/y'],
       ['--input', '/tmp/x', '--output', '/tmp/y', '--join-source', 'Input', '--split-type', 'Line'],
       ['--input', '/tmp/x', '--output', '/tmp/y', '--shard-index', '3', '--shard-count', '3'],
-      ['--input', '/tmp/x', '--output', '/tmp/x/out'],
+      ['--input', '/tmp/x', '--output', '/tmp/y', '--shard-index', ''],
+      ['--input', '/tmp/x', '--output', '/tmp/y', '--max-payload-mb', ''],
     ];
     for (const args of cases) {
       const run = await transform(place, args);
-      assert.ok(run.code === 2 || (run.code === 1 && /lies within/.test(run.stderr)), `${args.join(' ')} → ${run.code}: ${run.stderr}`);
+      assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
     }
+  });
+
+  it('sends a whole object over 1 MB with SplitType None (SageMaker\'s 6 MB limit)', async () => {
+    const place = places[0]!;
+    const root = await place.root();
+    const big = requestsCsv.repeat(60);
+    assert.ok(big.length > 1.5 * 1024 * 1024);
+    await put(place, joinUri(root, 'in/big.csv'), big);
+    const run = await transform(place, ['--input', joinUri(root, 'in'), '--output', joinUri(root, 'out')]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(await read(place, joinUri(root, 'out/big.csv.out')), expected.map((line) => `${line}\n`).join('').repeat(60));
   });
 });

@@ -29,8 +29,8 @@ Options (SageMaker's names and meanings):
   --accept TYPE                  answer type; default: the content type for CSV/JSON, else JSON
   --split-type None|Line|RecordIO                         default None: each object whole
   --batch-strategy SingleRecord|MultiRecord               default MultiRecord (with a split type)
-  --max-payload-mb N             largest mini-batch, 0-100 (0: whole objects); default 1 in-process,
-                                 else what the endpoint announces, else 6
+  --max-payload-mb N             largest mini-batch, 0-100 (0: whole objects); default: 1 for
+                                 MultiRecord in-process, else what the endpoint announces, else 6
   --max-concurrent-transforms N  mini-batches in flight; default 2 per model instance
   --assemble-with None|Line      Line: every answer ends with a newline
   --compression None|Gzip        gzip inputs are decompressed as they are read
@@ -77,7 +77,8 @@ export interface TransformIo {
 class UsageError extends Error {}
 
 const EXIT_FAILED = 1;
-const IN_PROCESS_PAYLOAD_MB = 1;
+const PACKED_PAYLOAD_MB = 1;
+const SAGEMAKER_PAYLOAD_MB = 6;
 const EXIT_USAGE = 2;
 
 function parseOptions(argv: readonly string[]): TransformOptions | undefined {
@@ -93,6 +94,8 @@ function parseOptions(argv: readonly string[]): TransformOptions | undefined {
   const raw: Record<string, unknown> = { overwrite: values.overwrite === true };
   for (const [flag, key] of Object.entries(FLAGS)) {
     const value = (values as Record<string, unknown>)[flag];
+    // zod would coerce '' to 0, and 0 means something (no payload limit, shard 0).
+    if (value === '') throw new UsageError(`--${flag} needs a value`);
     if (value !== undefined) raw[key] = value;
   }
   const parsed = TransformOptionsSchema.safeParse(raw);
@@ -117,10 +120,16 @@ async function inProcessTarget(options: TransformOptions, config: Config, io: Tr
   try {
     await runtime.start();
     // What the model would announce on /execution-parameters if it were served: two mini-batches
-    // per instance keep every instance busy, and 1 MB (about 7,000 churn rows) is past the point
-    // where larger batches run faster, while holding less memory (measured: 1 MB 266 MB peak RSS,
-    // 6 MB 352 MB, on 3,000,000 rows; 1 MB was also the faster).
-    let resolved = resolveOptions(options, { MaxConcurrentTransforms: runtime.model!.instances * 2, MaxPayloadInMB: IN_PROCESS_PAYLOAD_MB, BatchStrategy: 'MULTI_RECORD' });
+    // per instance keep every instance busy, and packed mini-batches of 1 MB (about 7,000 churn
+    // rows) are past the point where larger batches run faster, while holding less memory
+    // (measured: 1 MB 266 MB peak RSS, 6 MB 352 MB, on 3,000,000 rows; 1 MB was also the faster).
+    // Whole objects and single records keep SageMaker's 6 MB limit.
+    const packed = options.splitType !== 'None' && options.batchStrategy !== 'SingleRecord';
+    let resolved = resolveOptions(options, {
+      MaxConcurrentTransforms: runtime.model!.instances * 2,
+      MaxPayloadInMB: packed ? PACKED_PAYLOAD_MB : SAGEMAKER_PAYLOAD_MB,
+      BatchStrategy: 'MULTI_RECORD',
+    });
     if (resolved.splitType === 'RecordIO' && resolved.batchStrategy === 'MultiRecord') {
       // inferd's decoders read one payload per request; RecordIO framing is the job's to strip.
       if (options.batchStrategy === 'MultiRecord') io.stderr.write('RecordIO records are sent one per mini-batch in-process (SingleRecord)\n');

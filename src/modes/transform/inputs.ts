@@ -41,8 +41,24 @@ function relativePath(prefixKey: string, objectKey: string): string {
   return objectKey.slice(folder.length);
 }
 
-export async function listInputs(store: ObjectStore, prefixUri: string): Promise<InputObject[]> {
+/**
+ * Refuses an output prefix whose answers the input prefix would list: a rerun would take the
+ * first run's answers for inputs. Both are compared as the string prefixes that listing uses.
+ */
+async function checkOutputOutsideInput(prefix: string, outputUri: string): Promise<void> {
+  const input = parseUri(prefix);
+  const output = parseUri(outputUri);
+  if (input.scheme !== output.scheme || (input.scheme === 's3' && output.scheme === 's3' && input.bucket !== output.bucket)) return;
+  const inputKey = keyOf(prefix);
+  const outputFolder = `${keyOf(outputUri).replace(/\/$/, '')}/`;
+  if (outputFolder.startsWith(inputKey) || inputKey.startsWith(outputFolder)) {
+    throw new InputError(`--output ${outputUri} overlaps --input ${prefix}: a rerun would read the answers as inputs`);
+  }
+}
+
+export async function listInputs(store: ObjectStore, prefixUri: string, outputUri: string): Promise<InputObject[]> {
   const prefix = await listPrefix(prefixUri);
+  await checkOutputOutsideInput(prefix, outputUri);
   const prefixKey = keyOf(prefix);
   const inputs: InputObject[] = [];
   for await (const object of store.list(prefix)) {
@@ -50,11 +66,27 @@ export async function listInputs(store: ObjectStore, prefixUri: string): Promise
     if (object.uri.endsWith('/')) continue;
     inputs.push({ uri: object.uri, relativePath: relativePath(prefixKey, keyOf(object.uri)), sizeBytes: object.sizeBytes });
   }
+  // As SageMaker fails a job whose prefix matches nothing, rather than succeed with no output.
+  if (inputs.length === 0) throw new InputError(`no objects found under ${prefixUri}`);
   return inputs;
 }
 
-/** A SageMaker manifest: `[{"prefix": "s3://bucket/prefix/"}, "relative/key", ...]`. */
-export async function readManifest(manifestStore: ObjectStore, manifestUri: string, openStore: (uri: string) => ObjectStore): Promise<InputObject[]> {
+/** Two inputs that would write the same answer: one would be lost, and a rerun would skip it. */
+export function checkDistinctOutputs(inputs: readonly InputObject[], outputPrefix: string): void {
+  const seen = new Map<string, string>();
+  for (const input of inputs) {
+    const output = outputUriFor(outputPrefix, input);
+    const other = seen.get(output);
+    if (other !== undefined) throw new InputError(`${other} and ${input.uri} would both be answered in ${output}`);
+    seen.set(output, input.uri);
+  }
+}
+
+/**
+ * A SageMaker manifest: `[{"prefix": "s3://bucket/prefix/"}, "relative/key", ...]`. Keys are not
+ * checked here: one that does not exist fails its own file when it is read, as in SageMaker.
+ */
+export async function readManifest(manifestStore: ObjectStore, manifestUri: string): Promise<InputObject[]> {
   let manifest: unknown;
   try {
     manifest = JSON.parse((await manifestStore.getBuffer(manifestUri)).toString('utf8'));
@@ -66,15 +98,13 @@ export async function readManifest(manifestStore: ObjectStore, manifestUri: stri
   if (typeof prefix !== 'string' || keys.length === 0 || !keys.every((key) => typeof key === 'string' && key !== '')) {
     throw new InputError(`manifest ${manifestUri}: expected [{"prefix": "s3://bucket/prefix/"}, "key", ...]`);
   }
-  const store = openStore(prefix);
-  return Promise.all(
-    (keys as string[]).map(async (key) => {
-      const uri = joinUri(prefix, key);
-      const exists = await store.exists(uri);
-      if (!exists) throw new InputError(`manifest ${manifestUri}: ${uri} does not exist`);
-      return { uri, relativePath: key.replace(/^\/+/, ''), sizeBytes: 0 };
-    }),
-  );
+  return (keys as string[]).map((key) => {
+    try {
+      return { uri: joinUri(prefix, key), relativePath: key.replace(/^\/+/, ''), sizeBytes: 0 };
+    } catch (error) {
+      throw new InputError(`manifest ${manifestUri}: key "${key}": ${(error as Error).message}`);
+    }
+  });
 }
 
 /** `<output>/<relative path>.out`, as SageMaker names answers. */

@@ -11,9 +11,9 @@ import { PassThrough, Readable, pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { recordLines } from '../../codecs/batch-records.js';
 import type { ObjectStore } from '../../storage/object-store.js';
-import { joinUri, parseUri } from '../../storage/uri.js';
+import { joinUri } from '../../storage/uri.js';
 import { createRecordProcessor, type RecordFormat, type RecordProcessor } from './data-processing.js';
-import { InputError, inShard, listInputs, outputUriFor, readManifest, type InputObject } from './inputs.js';
+import { checkDistinctOutputs, inShard, listInputs, outputUriFor, readManifest, type InputObject } from './inputs.js';
 import type { MiniBatchInvoker } from './invokers.js';
 import type { ResolvedOptions } from './options.js';
 import { miniBatches, splitRecords, type MiniBatch } from './split.js';
@@ -87,21 +87,14 @@ function recordFormat(mediaType: string): RecordFormat {
   return mediaType === 'text/csv' ? 'csv' : 'json';
 }
 
-function isWithin(outer: string, inner: string): boolean {
-  const a = parseUri(outer);
-  const b = parseUri(inner);
-  if (a.scheme === 's3' && b.scheme === 's3') return a.bucket === b.bucket && b.key.startsWith(a.key);
-  if (a.scheme === 'file' && b.scheme === 'file') return `${b.path}/`.startsWith(a.path.endsWith('/') ? a.path : `${a.path}/`);
-  return false;
-}
-
 async function jobInputs(job: TransformJob): Promise<InputObject[]> {
   const { options } = job;
-  if (options.manifest !== undefined) return readManifest(job.openStore(options.manifest), options.manifest, job.openStore);
-  const input = options.input!;
-  // A rerun would otherwise take the answers of the first run for inputs.
-  if (isWithin(input, options.output)) throw new InputError(`--output ${options.output} lies within --input ${input}`);
-  return listInputs(job.openStore(input), input);
+  const inputs =
+    options.manifest !== undefined
+      ? await readManifest(job.openStore(options.manifest), options.manifest)
+      : await listInputs(job.openStore(options.input!), options.input!, options.output);
+  checkDistinctOutputs(inputs, options.output);
+  return inputs;
 }
 
 export function summaryName({ shardIndex, shardCount }: ResolvedOptions): string {
@@ -255,7 +248,11 @@ async function transformFile(
       answer.catch(() => {});
       writes = writes.then(async () => {
         try {
-          if (failure !== undefined) return;
+          if (failure !== undefined) {
+            // Its slot is free only once its invocation is, so a failure never lets more run at once.
+            await answer.catch(() => {});
+            return;
+          }
           await write(await answer);
           answered += batch.records.length;
           progress.recordsDone(batch.records.length);

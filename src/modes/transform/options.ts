@@ -10,6 +10,7 @@ const BATCH_STRATEGIES = ['SingleRecord', 'MultiRecord'] as const;
 
 /** SageMaker's own limit on `MaxPayloadInMB`. */
 const MAX_PAYLOAD_MB = 100;
+const MAX_CONCURRENT_TRANSFORMS = 256;
 
 const mediaType = z
   .string()
@@ -31,7 +32,7 @@ export const TransformOptionsSchema = z
     splitType: z.enum(SPLIT_TYPES).default('None').describe('How an input object is cut into records.'),
     batchStrategy: z.enum(BATCH_STRATEGIES).optional().describe('`SingleRecord` or `MultiRecord` (records packed up to the payload limit).'),
     maxPayloadMb: z.coerce.number().min(0).max(MAX_PAYLOAD_MB).optional().describe('Largest mini-batch in MB; 0: whole objects, no limit.'),
-    maxConcurrentTransforms: count.min(1).max(256).optional().describe('Mini-batches in flight at once.'),
+    maxConcurrentTransforms: count.min(1).max(MAX_CONCURRENT_TRANSFORMS).optional().describe('Mini-batches in flight at once.'),
     assembleWith: z.enum(['None', 'Line']).default('None').describe('`Line` ends every answer with a newline.'),
     compression: z.enum(['None', 'Gzip']).default('None').describe('`Gzip` inputs are decompressed as they are read.'),
     inputFilter: z.string().default('$'),
@@ -91,7 +92,8 @@ export function resolveOptions(options: TransformOptions, container: ExecutionPa
     accept: options.accept ?? LINE_ACCEPT[options.contentType] ?? 'application/json',
     batchStrategy: options.splitType === 'None' ? 'SingleRecord' : (options.batchStrategy ?? containerStrategy ?? 'MultiRecord'),
     maxPayloadMb: options.maxPayloadMb ?? Math.min(validPositive(container.MaxPayloadInMB) ?? 6, MAX_PAYLOAD_MB),
-    maxConcurrentTransforms: options.maxConcurrentTransforms ?? validPositive(container.MaxConcurrentTransforms) ?? 1,
+    maxConcurrentTransforms:
+      options.maxConcurrentTransforms ?? Math.min(Math.max(1, Math.floor(validPositive(container.MaxConcurrentTransforms) ?? 1)), MAX_CONCURRENT_TRANSFORMS),
   };
 }
 

@@ -56,6 +56,8 @@ export class ConsoleProgress implements TransformProgress {
 
   fileDone(input: InputObject, outcome: 'done' | 'skipped' | 'failed', detail?: string): void {
     this.#filesEnded++;
+    // Its bytes will never be read: the bar measures the work that is left to do.
+    if (outcome === 'skipped') this.#totalBytes -= input.sizeBytes;
     if (outcome === 'skipped') this.#line(`skipped ${input.uri}: its .out exists (--overwrite redoes it)`);
     else if (outcome === 'failed') this.#line(`FAILED ${input.uri}: ${detail ?? ''}`);
     else if (!this.#tty) this.#line(`done ${input.uri}`);
@@ -77,7 +79,8 @@ export class ConsoleProgress implements TransformProgress {
     const bar = share === undefined ? '' : `[${'#'.repeat(filled)}${'.'.repeat(BAR_WIDTH - filled)}] ${(share * 100).toFixed(0)}% `;
     return (
       `${bar}files ${this.#filesEnded}/${this.#files}, ${this.#records.toLocaleString('en-US')} records, ` +
-      `${(this.#bytes / MB).toFixed(1)}/${(this.#totalBytes / MB).toFixed(1)} MB, ` +
+      // A manifest's objects are not sized up front: then only what was read is known.
+      `${(this.#bytes / MB).toFixed(1)}${this.#totalBytes > 0 ? `/${(this.#totalBytes / MB).toFixed(1)}` : ''} MB, ` +
       `${Math.round(rate).toLocaleString('en-US')} records/s, ETA ${duration(eta)}`
     );
   }

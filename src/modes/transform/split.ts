@@ -104,8 +104,6 @@ export interface MiniBatchOptions {
   readonly strategy: BatchStrategy;
   /** `MaxPayloadInMB` in bytes; `Infinity` for `MaxPayloadInMB=0`. */
   readonly maxPayloadBytes: number;
-  /** A cap on records per batch, for in-process use; undefined: no cap. */
-  readonly maxRecordsPerBatch?: number | undefined;
 }
 
 /**
@@ -125,12 +123,10 @@ export interface MiniBatchOptions {
  */
 export function miniBatches(records: AsyncIterable<Buffer>, options: MiniBatchOptions): AsyncGenerator<MiniBatch> {
   const { splitType, strategy, maxPayloadBytes } = options;
-  const maxRecordsPerBatch = options.maxRecordsPerBatch ?? Number.POSITIVE_INFINITY;
   checkLimit('maxPayloadBytes', maxPayloadBytes);
-  checkLimit('maxRecordsPerBatch', maxRecordsPerBatch);
   return strategy === 'SingleRecord' || splitType === 'None'
     ? singleRecordBatches(records, splitType, maxPayloadBytes)
-    : multiRecordBatches(records, splitType, maxPayloadBytes, maxRecordsPerBatch);
+    : multiRecordBatches(records, splitType, maxPayloadBytes);
 }
 
 /** Frames payloads as RecordIO exactly as dmlc-core's `RecordIOWriter` does (for tests and MultiRecord bodies). */
@@ -157,7 +153,6 @@ async function* multiRecordBatches(
   records: AsyncIterable<Buffer>,
   splitType: 'Line' | 'RecordIO',
   maxPayloadBytes: number,
-  maxRecordsPerBatch: number,
 ): AsyncGenerator<MiniBatch> {
   const isLine = splitType === 'Line';
   let batch: Buffer[] = [];
@@ -185,7 +180,7 @@ async function* multiRecordBatches(
     batchBytes += framedBytes;
     // Nothing can join a batch that is exactly full (every framed record is at least 1 byte),
     // so send it now rather than after waiting on the next record.
-    if (batch.length >= maxRecordsPerBatch || batchBytes === maxPayloadBytes) yield build();
+    if (batchBytes === maxPayloadBytes) yield build();
   }
   if (batch.length > 0) yield build();
 }
