@@ -11,6 +11,17 @@ import { InvalidJsonPathError } from '../../src/modes/transform/jsonpath.js';
 import type { ErrorCode } from '../../src/errors.js';
 import { assertFails } from '../codecs/fixtures.js';
 
+/** A record that a processor must refuse at `step`, with this error. */
+interface FailureCase {
+  readonly name: string;
+  readonly overrides: Partial<DataProcessingOptions>;
+  readonly step: 'filterInput' | 'assemble';
+  readonly input: string;
+  readonly output?: string;
+  readonly code: ErrorCode;
+  readonly message: RegExp;
+}
+
 const DEFAULTS: DataProcessingOptions = { inputFilter: '$', joinSource: 'None', outputFilter: '$' };
 const options = (overrides: Partial<DataProcessingOptions>): DataProcessingOptions => ({ ...DEFAULTS, ...overrides });
 
@@ -114,15 +125,7 @@ describe('CSV records', () => {
     });
   }
 
-  const failures: {
-    name: string;
-    overrides: Partial<DataProcessingOptions>;
-    step: 'filterInput' | 'assemble';
-    input: string;
-    output?: string;
-    code: ErrorCode;
-    message: RegExp;
-  }[] = [
+  const failures: FailureCase[] = [
     { name: 'an index past the last field', overrides: { inputFilter: '$[3]' }, step: 'filterInput', input: 'a,b,c', code: 'INFERD_ERR_INPUT_INVALID', message: /^InputFilter \$\[3\]: index 3 is out of range for an array of 3 elements$/ },
     { name: 'a slice start past the last field', overrides: { inputFilter: '$[1:]' }, step: 'filterInput', input: 'id', code: 'INFERD_ERR_INPUT_INVALID', message: /index 1 is out of range for an array of 1 elements/ },
     { name: 'an output filter past the joined fields', overrides: { joinSource: 'Input', outputFilter: '$[0,4]' }, step: 'assemble', input: 'a,b', output: '1,2', code: 'INFERD_ERR_INPUT_INVALID', message: /^OutputFilter \$\[0,4\]: index 4 is out of range/ },
@@ -193,15 +196,7 @@ describe('JSON records', () => {
     });
   }
 
-  const failures: {
-    name: string;
-    overrides: Partial<DataProcessingOptions>;
-    step: 'filterInput' | 'assemble';
-    input: string;
-    output?: string;
-    code: ErrorCode;
-    message: RegExp;
-  }[] = [
+  const failures: FailureCase[] = [
     { name: 'an input line that is not JSON', overrides: { inputFilter: '$.x' }, step: 'filterInput', input: '{"x":', code: 'INFERD_ERR_BODY_MALFORMED', message: /^input record is not valid JSON/ },
     { name: 'an input line that is not JSON, at the join', overrides: { joinSource: 'Input' }, step: 'assemble', input: 'id,1', output: '1', code: 'INFERD_ERR_BODY_MALFORMED', message: /^input record is not valid JSON/ },
     { name: 'model output that is not JSON, under an output filter', overrides: { outputFilter: '$.label' }, step: 'assemble', input: '{}', output: 'cat', code: 'INFERD_ERR_BODY_MALFORMED', message: /^model output record is not valid JSON/ },
