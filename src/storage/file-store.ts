@@ -30,6 +30,8 @@ export class FileObjectStore implements ObjectStore {
         await writeFile(partial, body, { flag: 'wx', flush: true });
       }
       await rename(partial, path);
+      // The rename is only durable once the directory entry is: callers acknowledge after put.
+      await syncDirectory(dirname(path));
     } catch (error) {
       // Best effort: the error that stopped the write is the one worth reporting.
       await rm(partial, { force: true }).catch(() => undefined);
@@ -60,6 +62,15 @@ export class FileObjectStore implements ObjectStore {
     return withStorageErrors(uri, () => stat(path).then((stats) => stats.isFile(), ifNoObject(false)));
   }
 
+  async stat(uri: string): Promise<ObjectInfo> {
+    const path = objectPath(uri);
+    return withStorageErrors(uri, async () => {
+      const stats = await stat(path);
+      if (!stats.isFile()) throw new StorageError('NOT_FOUND', `${uri} is a directory, not an object`);
+      return { uri: formatUri({ scheme: 'file', path }), sizeBytes: stats.size };
+    });
+  }
+
   async *list(prefixUri: string): AsyncIterable<ObjectInfo> {
     const location = parseUri(prefixUri);
     if (location.scheme !== 'file') throw notAFileUri(prefixUri);
@@ -70,6 +81,15 @@ export class FileObjectStore implements ObjectStore {
   async delete(uri: string): Promise<void> {
     const path = objectPath(uri);
     await withStorageErrors(uri, () => unlink(path).catch(ifNoObject(undefined)));
+  }
+}
+
+async function syncDirectory(directory: string): Promise<void> {
+  const handle = await open(directory, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

@@ -25,6 +25,8 @@ export interface ObjectStore {
   /** Reads a whole (small) object. */
   getBuffer(uri: string): Promise<Buffer>;
   exists(uri: string): Promise<boolean>;
+  /** The object's size; rejects with StorageError code `NOT_FOUND` when absent. */
+  stat(uri: string): Promise<ObjectInfo>;
   /**
    * Every object whose URI starts with `prefixUri` (a string prefix, as in S3: `…/run-1` also
    * matches `…/run-10/x`), in lexicographic (UTF-8 byte) order of key. Nothing matching: empty.

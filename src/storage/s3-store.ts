@@ -112,6 +112,12 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  async stat(uri: string): Promise<ObjectInfo> {
+    const { bucket, key } = s3ObjectLocation(uri);
+    const head = await withStorageErrors(uri, () => this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })));
+    return { uri, sizeBytes: head.ContentLength ?? 0 };
+  }
+
   async *list(prefixUri: string): AsyncIterable<ObjectInfo> {
     const { bucket, key: prefix } = s3Location(prefixUri);
     const pages = paginateListObjectsV2({ client: this.client }, { Bucket: bucket, Prefix: prefix });

@@ -86,6 +86,15 @@ export function objectStoreContract(name: string, target: () => ContractTarget):
       const { store, at } = fresh();
       await assert.rejects(store.get(at('missing')), { name: 'StorageError', code: 'NOT_FOUND' });
       await assert.rejects(store.getBuffer(at('missing')), { name: 'StorageError', code: 'NOT_FOUND' });
+      await assert.rejects(store.stat(at('missing')), { name: 'StorageError', code: 'NOT_FOUND' });
+    });
+
+    it('tells an object\'s size', async () => {
+      const { store, at } = fresh();
+      await store.put(at('sized'), Buffer.alloc(1234, 7));
+      assert.equal((await store.stat(at('sized'))).sizeBytes, 1234);
+      await store.put(at('empty'), '');
+      assert.equal((await store.stat(at('empty'))).sizeBytes, 0);
     });
   });
 }

@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ownedTensors } from '../../codecs/tensor.js';
 import type { DataCapture } from '../../capture/data-capture.js';
 import type { Config } from '../../config/schema.js';
 import { InferdError } from '../../errors.js';
 import { invokeBatch } from '../../modes/batch-invocation.js';
+import { invokeWhole } from '../../modes/invocation.js';
 import type { Metrics } from '../../metrics.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { requestDecoder, responseEncoder } from '../content-types.js';
@@ -67,18 +67,11 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
       return send(answer.body);
     }
 
-    const decodeStarted = performance.now();
-    const decoded = decoder.decode(body, model.signature, { shapeHeader: shapeHeaderOf(request) });
-    const inputs = ownedTensors(decoded.inputs, body);
-    metrics.codec(model.name, 'decode', performance.now() - decodeStarted);
-
-    const result = await runtime.infer(inputs, { isCancelled: clientGone(reply) });
-    metrics.queueWait(model.name, result.queueMs);
-
-    const encodeStarted = performance.now();
-    const payload = encoder.encode(result.outputs, model.signature, { style: decoded.style, modelName: model.name });
-    metrics.codec(model.name, 'encode', performance.now() - encodeStarted);
-    return send(payload);
+    const answer = await invokeWhole(runtime, model, { body, decoder, encoder, shapeHeader: shapeHeaderOf(request), isCancelled: clientGone(reply) });
+    metrics.codec(model.name, 'decode', answer.decodeMs);
+    metrics.queueWait(model.name, answer.queueMs);
+    metrics.codec(model.name, 'encode', answer.encodeMs);
+    return send(answer.body);
   };
 
   return async (app: FastifyInstance) => {
