@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Puts the external programs the tests run against into .tools/ (git-ignored), from Debian's
-# packages: promtool (package prometheus) checks the /metrics exposition. Unpacked, not
-# installed, so no daemon starts and nothing outside the repository changes.
+# packages: promtool (package prometheus) checks the /metrics exposition; redis-server backs the
+# Redis async queue's tests. Unpacked, not installed, so no daemon starts and nothing outside the
+# repository changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools=.tools
@@ -29,3 +30,22 @@ if [ ! -x "$tools/bin/promtool" ]; then
   fi
 fi
 "$tools/bin/promtool" --version 2>&1 | head -1
+
+# Debian's redis-server package holds only a symlink: redis-tools' redis-check-rdb is a
+# multi-call binary that runs as the server when argv[0] names redis-server, hence `exec -a`.
+if [ ! -x "$tools/bin/redis-server" ]; then
+  if command -v redis-server >/dev/null; then
+    ln -sf "$(command -v redis-server)" "$tools/bin/redis-server"
+  else
+    for package in redis-tools libjemalloc2 liblzf1; do fetch_deb "$package"; done
+    # The wrapper finds the packages next to itself, so .tools/ still works after a move or copy.
+    cat >"$tools/bin/redis-server" <<'WRAPPER'
+#!/usr/bin/env bash
+pkg=$(cd "$(dirname "${BASH_SOURCE[0]}")/../pkg" && pwd)
+LD_LIBRARY_PATH="$pkg/libjemalloc2/usr/lib/x86_64-linux-gnu:$pkg/liblzf1/usr/lib/x86_64-linux-gnu" \
+  exec -a redis-server "$pkg/redis-tools/usr/bin/redis-check-rdb" "$@"
+WRAPPER
+    chmod +x "$tools/bin/redis-server"
+  fi
+fi
+"$tools/bin/redis-server" --version

@@ -1,0 +1,203 @@
+/**
+ * The embedded async backlog: one SQLite database on local disk, in WAL mode with
+ * `synchronous=FULL`, so a commit is on disk (the log fsynced) before `enqueue` resolves. Several
+ * processes on one host (`--processes`) may share the file: every claim runs in an immediate
+ * transaction, so SQLite's lock hands a job to one of them.
+ *
+ * Requests that arrive together are committed together (one transaction, one fsync, for all
+ * the enqueues of one turn of the event loop): the disk's sync latency then bounds the
+ * batches, not the request rate.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { AsyncJob, AsyncQueue, AsyncRequest, AsyncStatus, FinishOutcome, QueueSettings, QueueStats } from './queue.js';
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    inference_id TEXT NOT NULL UNIQUE,
+    request TEXT NOT NULL,
+    status TEXT NOT NULL,
+    received_at_ms INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    owner TEXT,
+    lease_until_ms INTEGER,
+    started_at_ms INTEGER,
+    finished_at_ms INTEGER,
+    failure_reason TEXT
+  );
+  CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
+  CREATE INDEX IF NOT EXISTS jobs_by_finish ON jobs (finished_at_ms) WHERE finished_at_ms IS NOT NULL;
+  CREATE TABLE IF NOT EXISTS consumers (id TEXT PRIMARY KEY, seen_at_ms INTEGER NOT NULL);
+`;
+
+interface JobRow {
+  request: string;
+  status: AsyncStatus;
+  attempts: number;
+  started_at_ms: number | null;
+  finished_at_ms: number | null;
+  failure_reason: string | null;
+}
+
+function toJob(row: JobRow): AsyncJob {
+  return {
+    ...(JSON.parse(row.request) as AsyncRequest),
+    status: row.status,
+    attempts: row.attempts,
+    startedAtMs: row.started_at_ms ?? undefined,
+    finishedAtMs: row.finished_at_ms ?? undefined,
+    failureReason: row.failure_reason ?? undefined,
+  };
+}
+
+interface PendingEnqueue {
+  readonly request: AsyncRequest;
+  readonly resolve: (result: { job: AsyncJob; created: boolean }) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+export class SqliteQueue implements AsyncQueue {
+  readonly kind = 'sqlite';
+  readonly #db: Database.Database;
+  readonly #settings: QueueSettings;
+  readonly #statements;
+  readonly #claimTransaction;
+  #pending: PendingEnqueue[] = [];
+
+  constructor(path: string, settings: QueueSettings) {
+    mkdirSync(dirname(path), { recursive: true });
+    this.#settings = settings;
+    this.#db = new Database(path, { timeout: 10_000 });
+    this.#db.pragma('journal_mode = WAL');
+    // FULL: the log is fsynced at every commit, so an acknowledged request survives power loss.
+    this.#db.pragma('synchronous = FULL');
+    this.#db.exec(SCHEMA);
+    const db = this.#db;
+    this.#statements = {
+      insert: db.prepare(
+        `INSERT INTO jobs (inference_id, request, status, received_at_ms, expires_at_ms)
+         VALUES (@inferenceId, @request, 'queued', @receivedAtMs, @expiresAtMs) ON CONFLICT (inference_id) DO NOTHING`,
+      ),
+      get: db.prepare<[string], JobRow>('SELECT * FROM jobs WHERE inference_id = ?'),
+      // A consumer never takes back its own running job: it is still running it, late renewal or not.
+      claimable: db.prepare<{ now: number; max: number; owner: string }, { seq: number }>(
+        `SELECT seq FROM jobs
+         WHERE (status = 'queued' AND expires_at_ms > @now) OR (status = 'running' AND lease_until_ms <= @now AND owner != @owner)
+         ORDER BY seq LIMIT @max`,
+      ),
+      take: db.prepare<{ seq: number; owner: string; now: number; leaseUntil: number }, JobRow>(
+        `UPDATE jobs SET status = 'running', owner = @owner, lease_until_ms = @leaseUntil, attempts = attempts + 1,
+           started_at_ms = COALESCE(started_at_ms, @now)
+         WHERE seq = @seq RETURNING *`,
+      ),
+      renew: db.prepare(`UPDATE jobs SET lease_until_ms = @leaseUntil WHERE owner = @owner AND status = 'running'`),
+      seen: db.prepare(`INSERT INTO consumers (id, seen_at_ms) VALUES (@owner, @now) ON CONFLICT (id) DO UPDATE SET seen_at_ms = @now`),
+      finish: db.prepare<{ id: string; owner: string; status: string; now: number; reason: string | null }, JobRow>(
+        `UPDATE jobs SET status = @status, finished_at_ms = @now, failure_reason = @reason, owner = NULL, lease_until_ms = NULL
+         WHERE inference_id = @id AND owner = @owner AND status = 'running' RETURNING *`,
+      ),
+      expire: db.prepare<{ now: number }, JobRow>(
+        `UPDATE jobs SET status = 'expired', finished_at_ms = @now,
+           failure_reason = 'the request waited in the queue past its TTL of ' || json_extract(request, '$.requestTtlS') || ' s'
+         WHERE status = 'queued' AND expires_at_ms <= @now RETURNING *`,
+      ),
+      forget: db.prepare(`DELETE FROM jobs WHERE finished_at_ms <= @before`),
+      forgetConsumers: db.prepare(`DELETE FROM consumers WHERE seen_at_ms <= @before`),
+      counts: db.prepare<[], { queued: number | null; running: number | null; oldest: number | null }>(
+        `SELECT SUM(status = 'queued') AS queued, SUM(status = 'running') AS running, MIN(received_at_ms) AS oldest
+         FROM jobs WHERE status IN ('queued', 'running')`,
+      ),
+      consumers: db.prepare<{ after: number }, { live: number }>(`SELECT COUNT(*) AS live FROM consumers WHERE seen_at_ms > @after`),
+    };
+    this.#claimTransaction = db.transaction((max: number, now: number) => {
+      const leaseUntil = now + this.#settings.leaseMs;
+      return this.#statements.claimable
+        .all({ now, max, owner: this.#settings.consumerId })
+        .map(({ seq }) => toJob(this.#statements.take.get({ seq, owner: this.#settings.consumerId, now, leaseUntil })!));
+    });
+  }
+
+  enqueue(request: AsyncRequest): Promise<{ job: AsyncJob; created: boolean }> {
+    return new Promise((resolve, reject) => {
+      if (this.#pending.push({ request, resolve, reject }) === 1) setImmediate(() => this.#commitPending());
+    });
+  }
+
+  #commitPending(): void {
+    const pending = this.#pending;
+    this.#pending = [];
+    try {
+      const results = this.#db.transaction(() =>
+        pending.map(({ request }) => {
+          const { changes } = this.#statements.insert.run({
+            inferenceId: request.inferenceId,
+            request: JSON.stringify(request),
+            receivedAtMs: request.receivedAtMs,
+            expiresAtMs: request.receivedAtMs + request.requestTtlS * 1000,
+          });
+          return { job: toJob(this.#statements.get.get(request.inferenceId)!), created: changes === 1 };
+        }),
+      )();
+      pending.forEach((entry, i) => entry.resolve(results[i]!));
+    } catch (error) {
+      for (const entry of pending) entry.reject(error);
+    }
+  }
+
+  async get(inferenceId: string): Promise<AsyncJob | undefined> {
+    const row = this.#statements.get.get(inferenceId);
+    return row ? toJob(row) : undefined;
+  }
+
+  async claim(max: number, nowMs: number): Promise<AsyncJob[]> {
+    if (max <= 0) return [];
+    return this.#claimTransaction.immediate(max, nowMs);
+  }
+
+  async renew(nowMs: number): Promise<void> {
+    const owner = this.#settings.consumerId;
+    this.#db.transaction(() => {
+      this.#statements.renew.run({ owner, leaseUntil: nowMs + this.#settings.leaseMs });
+      this.#statements.seen.run({ owner, now: nowMs });
+    })();
+  }
+
+  async finish(inferenceId: string, outcome: FinishOutcome, nowMs: number): Promise<AsyncJob | undefined> {
+    const row = this.#statements.finish.get({
+      id: inferenceId,
+      owner: this.#settings.consumerId,
+      status: outcome.status,
+      now: nowMs,
+      reason: outcome.failureReason ?? null,
+    });
+    return row ? toJob(row) : undefined;
+  }
+
+  async expire(nowMs: number): Promise<AsyncJob[]> {
+    return this.#db.transaction(() => {
+      const expired = this.#statements.expire.all({ now: nowMs }).map(toJob);
+      this.#statements.forget.run({ before: nowMs - this.#settings.retentionMs });
+      this.#statements.forgetConsumers.run({ before: nowMs - this.#settings.leaseMs });
+      return expired;
+    })();
+  }
+
+  async stats(nowMs: number): Promise<QueueStats> {
+    const counts = this.#statements.counts.get()!;
+    const { live } = this.#statements.consumers.get({ after: nowMs - this.#settings.leaseMs })!;
+    return {
+      queued: counts.queued ?? 0,
+      running: counts.running ?? 0,
+      oldestReceivedAtMs: counts.oldest ?? undefined,
+      consumers: Math.max(1, live),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#pending.length > 0) this.#commitPending();
+    this.#db.close();
+  }
+}
