@@ -16,6 +16,17 @@ import { installErrorHandler, sendError, toInferdError } from './server/error-ha
 import { healthRoutes } from './server/routes/health.js';
 import { invocationRoutes } from './server/routes/invocations.js';
 import { metricsRoutes } from './server/routes/metrics.js';
+import { asyncInvocationRoutes } from './server/routes/async-invocations.js';
+import { AsyncInference } from './modes/async/service.js';
+import { registerAsyncMetrics } from './modes/async/async-metrics.js';
+import { SqliteQueue } from './modes/async/sqlite-queue.js';
+import { RedisQueue } from './modes/async/redis-queue.js';
+import type { AsyncQueue, QueueSettings } from './modes/async/queue.js';
+import { DEFAULT_WEBHOOK_SETTINGS, Webhooks } from './modes/async/webhooks.js';
+import { joinUri } from './storage/uri.js';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 
 export interface App {
   readonly http: FastifyInstance;
@@ -28,6 +39,8 @@ export interface App {
 export interface AppOptions {
   /** Joins the other server processes of a cluster, given this process's metrics registry. */
   readonly joinCluster?: ((registry: Registry) => ClusterLink) | undefined;
+  /** Wall-clock milliseconds for async TTLs and leases; tests move it. Default `Date.now`. */
+  readonly clock?: (() => number) | undefined;
 }
 
 const MIB = 1024 * 1024;
@@ -49,6 +62,52 @@ function buildCapture(config: Config, metrics: Metrics, log: FastifyBaseLogger):
   const store = openObjectStore(config.capture.destination!, config.storage);
   const capture: DataCapture = new DataCapture(config.capture, store, metrics.captureObserver(() => capture.spoolBytes), log);
   return capture;
+}
+
+/** Async inference, when an output path is configured. */
+function buildAsync(config: Config, runtime: Runtime, metrics: Metrics, log: FastifyBaseLogger, clock: (() => number) | undefined): AsyncInference {
+  const settings = config.async;
+  const outputPath = settings.outputPath!;
+  const queueSettings: QueueSettings = {
+    // New at every start: a restarted instance must not take its dead predecessor's leases for its own.
+    consumerId: `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
+    leaseMs: settings.leaseS * 1000,
+    retentionMs: settings.retentionH * 3_600_000,
+  };
+  const openQueue = async (): Promise<AsyncQueue> =>
+    settings.redisUrl !== undefined
+      ? RedisQueue.open(settings.redisUrl, { ...queueSettings, keyPrefix: settings.redisKeyPrefix })
+      : new SqliteQueue(join(settings.stateDir, 'queue.sqlite'), queueSettings);
+  // The gauges read the service's stats at scrape time; the service reports to the counters.
+  const asyncMetrics = registerAsyncMetrics(metrics.registry, () => service.stats());
+  const service: AsyncInference = new AsyncInference({
+    runtime,
+    openQueue,
+    settings: {
+      outputPath,
+      failurePath: settings.failurePath ?? outputPath,
+      inputPath: settings.inputPath ?? joinUri(settings.stateDir, 'payloads'),
+      allowedInputPrefixes: settings.allowedInputPrefixes,
+      maxConcurrentInvocations: settings.maxConcurrentInvocations,
+      maxPayloadBytes: settings.maxPayloadMb * MIB,
+      includeResponseInSuccess: settings.includeResponseIn.includes('SUCCESS_NOTIFICATION_TOPIC'),
+      includeResponseInError: settings.includeResponseIn.includes('ERROR_NOTIFICATION_TOPIC'),
+      defaultAccept: config.server.defaultAccept,
+      defaultEndpointName: config.capture.endpointName,
+      awsRegion: config.storage.region ?? 'local',
+      leaseMs: queueSettings.leaseMs,
+    },
+    openStore: (uri) => openObjectStore(uri, config.storage),
+    webhooks: new Webhooks(
+      { successUrl: settings.successWebhook, errorUrl: settings.errorWebhook, ...DEFAULT_WEBHOOK_SETTINGS },
+      asyncMetrics.webhookOutcome,
+      log,
+    ),
+    observer: asyncMetrics.observer,
+    log,
+    clock,
+  });
+  return service;
 }
 
 export function buildApp(config: Config, options: AppOptions = {}): App {
@@ -81,6 +140,7 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
   const metrics = new Metrics(runtime);
   const capture = config.capture.enabled ? buildCapture(config, metrics, http.log) : undefined;
   const cluster = options.joinCluster?.(metrics.registry);
+  const asyncInference = config.async.outputPath !== undefined ? buildAsync(config, runtime, metrics, http.log, options.clock) : undefined;
 
   installBodyParser(http, bodyLimitBytes);
   installErrorHandler(http, { maxPayloadMb: config.server.maxPayloadMb });
@@ -103,14 +163,18 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
     done(null, payload);
   });
   http.addHook('onClose', async () => {
+    // Async requests running here finish (or their leases run out) before the workers stop.
+    await asyncInference?.close();
     await runtime.close();
     // Every response has been sent, so every sampled record has been offered.
     await capture?.close();
   });
   if (capture) http.addHook('onReady', () => capture.start());
+  if (asyncInference) http.addHook('onReady', () => asyncInference.start());
 
   void http.register(healthRoutes(runtime, config, { lifecycle, cluster }));
   void http.register(invocationRoutes(runtime, config, metrics, capture));
   void http.register(metricsRoutes(metrics, cluster));
+  if (asyncInference) void http.register(asyncInvocationRoutes(asyncInference));
   return { http, runtime, metrics, cluster };
 }

@@ -10,11 +10,20 @@ export const ERROR_CODES = {
   INFERD_ERR_BODY_EMPTY: { status: 400, summary: 'The request has no body.' },
   INFERD_ERR_BAD_REQUEST: { status: 400, summary: 'The request line or headers are malformed.' },
   INFERD_ERR_NOT_FOUND: { status: 404, summary: 'No such route.' },
+  INFERD_ERR_ASYNC_INPUT_FORBIDDEN: {
+    status: 403,
+    summary: 'The async `X-Amzn-SageMaker-InputLocation` is outside `INFERD_ASYNC_ALLOWED_INPUT_PREFIXES`.',
+  },
+  INFERD_ERR_ASYNC_INPUT_NOT_FOUND: { status: 400, summary: 'No object at the async `X-Amzn-SageMaker-InputLocation`.' },
+  INFERD_ERR_ASYNC_NOT_FOUND: { status: 404, summary: 'No async request has this inference id (or it is past its retention).' },
   INFERD_ERR_NOT_ACCEPTABLE: {
     status: 406,
     summary: 'No supported response format matches `Accept`, or the format cannot carry the model outputs.',
   },
-  INFERD_ERR_PAYLOAD_TOO_LARGE: { status: 413, summary: 'The body is larger than `SAGEMAKER_MAX_PAYLOAD_IN_MB`.' },
+  INFERD_ERR_PAYLOAD_TOO_LARGE: {
+    status: 413,
+    summary: 'The body is larger than `SAGEMAKER_MAX_PAYLOAD_IN_MB` (async: than `INFERD_ASYNC_MAX_PAYLOAD_MB`, or 1024 MiB for CSV and JSON Lines).',
+  },
   INFERD_ERR_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     summary: 'The `Content-Type` is not supported, or not for this model.',
@@ -30,6 +39,7 @@ export const ERROR_CODES = {
   INFERD_ERR_QUEUE_FULL: { status: 503, summary: 'The inference queue is full; retry after `Retry-After` seconds.' },
   INFERD_ERR_NOT_READY: { status: 503, summary: 'The model is still loading or warming up.' },
   INFERD_ERR_SHUTTING_DOWN: { status: 503, summary: 'The server is draining before it exits.' },
+  INFERD_ERR_STORAGE_UNAVAILABLE: { status: 503, summary: 'Object storage (S3) or the async queue could not be reached; retry.' },
   INFERD_ERR_TIMEOUT: { status: 504, summary: 'No answer within `SAGEMAKER_MODEL_SERVER_TIMEOUT` seconds.' },
   INFERD_ERR_INFERENCE_FAILED: { status: 500, summary: 'ONNX Runtime failed to run the model.' },
   INFERD_ERR_INTERNAL: { status: 500, summary: 'An unexpected server error; details are logged, never returned.' },

@@ -35,6 +35,8 @@ export interface StartOptions {
   readonly env?: Record<string, string>;
   /** Listen without loading the model, to observe the loading state. */
   readonly load?: boolean;
+  /** Wall clock for async TTLs and leases. */
+  readonly clock?: () => number;
 }
 
 /** The caller closes it: `after(() => server.http.close())`. */
@@ -42,7 +44,7 @@ export async function startServer(modelDir: string, options: StartOptions = {}):
   const config = loadConfig({
     env: { INFERD_MODEL_DIR: modelDir, SAGEMAKER_MODEL_SERVER_WORKERS: '1', SAGEMAKER_CONTAINER_LOG_LEVEL: 'silent', ...options.env },
   });
-  const app = buildApp(config);
+  const app = buildApp(config, { clock: options.clock });
   await app.http.listen({ port: 0, host: '127.0.0.1' });
   const address = app.http.server.address();
   if (typeof address !== 'object' || address === null) throw new Error('server has no address');

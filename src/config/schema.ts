@@ -40,6 +40,9 @@ const listOf = <T extends z.ZodType>(item: T) =>
     z.array(item),
   );
 
+/** `s3://bucket/prefix`, `file:///path` or an absolute path. */
+const location = z.string().regex(/^(s3:\/\/[^/]+|file:\/\/\/|\/)/, 'must be s3://bucket/prefix, file:///path or an absolute path');
+
 export const ConfigSchema = z
   .object({
     server: z
@@ -136,9 +139,7 @@ export const ConfigSchema = z
     capture: z
       .object({
         enabled: booleanFlag.default(false).describe('Write sampled request/response pairs in SageMaker Data Capture\'s format.'),
-        destination: z
-          .string()
-          .regex(/^(s3:\/\/[^/]+|file:\/\/\/|\/)/, 'must be s3://bucket/prefix, file:///path or an absolute path')
+        destination: location
           .optional()
           .describe('Capture root: `s3://bucket/prefix`, `file:///path` or an absolute path.'),
         samplingPercentage: z.coerce.number().min(0).max(100).default(20).describe('Share of invocations captured, 0-100.'),
@@ -195,12 +196,55 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    async: z
+      .object({
+        outputPath: location.optional().describe('Where async answers go (`S3OutputPath`): `s3://bucket/prefix` or a local directory. Setting it turns async inference on.'),
+        failurePath: location.optional().describe('Where failed requests\' error bodies go (`S3FailurePath`); unset: the output path.'),
+        allowedInputPrefixes: listOf(location)
+          .default([])
+          .describe('`X-Amzn-SageMaker-InputLocation` must start with one of these (`s3://bucket/prefix`, local directories), comma-separated; empty: inline bodies only.'),
+        maxConcurrentInvocations: z.coerce
+          .number()
+          .int()
+          .min(1)
+          .max(1000)
+          .optional()
+          .describe('Requests run at once by this instance (`MaxConcurrentInvocationsPerInstance`); unset: two per model instance.'),
+        maxPayloadMb: z.coerce
+          .number()
+          .positive()
+          .max(1024)
+          .default(100)
+          .describe('Largest payload read whole (JSON, NPY...); CSV and JSON Lines stream record by record up to 1024 MiB. Larger: 413.'),
+        successWebhook: z.url().optional().describe('URL that gets SageMaker\'s success notification JSON by POST (`SuccessTopic`).'),
+        errorWebhook: z.url().optional().describe('URL that gets SageMaker\'s failure notification JSON by POST (`ErrorTopic`).'),
+        includeResponseIn: listOf(z.enum(['SUCCESS_NOTIFICATION_TOPIC', 'ERROR_NOTIFICATION_TOPIC']))
+          .default([])
+          .describe('Notifications that carry the response body when it is at most 128 KB (`IncludeInferenceResponseIn`), comma-separated.'),
+        stateDir: z.string().min(1).default('/tmp/inferd/async').describe('Local directory of the embedded queue (SQLite) and of staged inline payloads; mount a volume here.'),
+        inputPath: location
+          .optional()
+          .describe('Where inline payloads are staged until they have run; unset: `<stateDir>/payloads`. Required with a Redis queue (all instances must read it).'),
+        redisUrl: z
+          .string()
+          .regex(/^rediss?:\/\//, 'must be redis://host:port or rediss://...')
+          .optional()
+          .describe('Shares one backlog between instances through Redis Streams instead of the embedded queue.'),
+        redisKeyPrefix: z.string().min(1).default('inferd:async').describe('Prefix of every Redis key; one per endpoint sharing a Redis.'),
+        leaseS: seconds('How long a running request stays with its instance without a heartbeat; after it, another instance (or this one, restarted) runs it.', 10),
+        retentionH: z.coerce.number().positive().default(24).describe('Hours a finished request is kept for status queries and duplicate inference ids.'),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((config, ctx) => {
     const range = config.server.safePortRange?.split('-').map(Number);
     if (range && (range[0]! > range[1]! || range[1]! > 65535)) {
       ctx.addIssue({ code: 'custom', path: ['server', 'safePortRange'], message: 'must be an ascending range of ports' });
+    }
+    if (config.async.redisUrl !== undefined && config.async.outputPath !== undefined && config.async.inputPath === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['async', 'inputPath'], message: 'is required with a Redis queue: every instance must read staged inline payloads' });
     }
     if (config.capture.enabled && !config.capture.destination) {
       ctx.addIssue({ code: 'custom', path: ['capture', 'destination'], message: 'is required when capture is enabled' });
@@ -245,6 +289,20 @@ export const ENV_VARS: Record<string, readonly [keyof Config, string]> = {
   // Listed after AWS_ENDPOINT_URL so that the S3-specific variable wins.
   AWS_ENDPOINT_URL_S3: ['storage', 's3Endpoint'],
   AWS_REGION: ['storage', 'region'],
+  INFERD_ASYNC_OUTPUT_PATH: ['async', 'outputPath'],
+  INFERD_ASYNC_FAILURE_PATH: ['async', 'failurePath'],
+  INFERD_ASYNC_ALLOWED_INPUT_PREFIXES: ['async', 'allowedInputPrefixes'],
+  INFERD_ASYNC_MAX_CONCURRENT_INVOCATIONS: ['async', 'maxConcurrentInvocations'],
+  INFERD_ASYNC_MAX_PAYLOAD_MB: ['async', 'maxPayloadMb'],
+  INFERD_ASYNC_SUCCESS_WEBHOOK: ['async', 'successWebhook'],
+  INFERD_ASYNC_ERROR_WEBHOOK: ['async', 'errorWebhook'],
+  INFERD_ASYNC_INCLUDE_RESPONSE_IN: ['async', 'includeResponseIn'],
+  INFERD_ASYNC_STATE_DIR: ['async', 'stateDir'],
+  INFERD_ASYNC_INPUT_PATH: ['async', 'inputPath'],
+  INFERD_ASYNC_REDIS_URL: ['async', 'redisUrl'],
+  INFERD_ASYNC_REDIS_KEY_PREFIX: ['async', 'redisKeyPrefix'],
+  INFERD_ASYNC_LEASE_S: ['async', 'leaseS'],
+  INFERD_ASYNC_RETENTION_H: ['async', 'retentionH'],
   INFERD_HOST: ['server', 'host'],
   INFERD_PROCESSES: ['server', 'processes'],
   INFERD_SHUTDOWN_TIMEOUT_S: ['server', 'shutdownTimeoutS'],

@@ -97,6 +97,18 @@ describe('loadConfig', () => {
     ['AWS_REGION', 'eu-west-1', (c) => c.storage.region, 'eu-west-1'],
     ['INFERD_MAX_BATCH_SIZE', '1', (c) => c.batching.maxBatchSize, 1],
     ['INFERD_MAX_QUEUE_DELAY_MS', '0.5', (c) => c.batching.maxQueueDelayMs, 0.5],
+    ['INFERD_ASYNC_OUTPUT_PATH', 's3://b/out', (c) => c.async.outputPath, 's3://b/out'],
+    ['INFERD_ASYNC_FAILURE_PATH', '/srv/failures', (c) => c.async.failurePath, '/srv/failures'],
+    ['INFERD_ASYNC_MAX_CONCURRENT_INVOCATIONS', '8', (c) => c.async.maxConcurrentInvocations, 8],
+    ['INFERD_ASYNC_MAX_PAYLOAD_MB', '250', (c) => c.async.maxPayloadMb, 250],
+    ['INFERD_ASYNC_SUCCESS_WEBHOOK', 'http://hooks:8000/ok', (c) => c.async.successWebhook, 'http://hooks:8000/ok'],
+    ['INFERD_ASYNC_ERROR_WEBHOOK', 'http://hooks:8000/err', (c) => c.async.errorWebhook, 'http://hooks:8000/err'],
+    ['INFERD_ASYNC_STATE_DIR', '/var/lib/inferd', (c) => c.async.stateDir, '/var/lib/inferd'],
+    ['INFERD_ASYNC_INPUT_PATH', 's3://b/staged', (c) => c.async.inputPath, 's3://b/staged'],
+    ['INFERD_ASYNC_REDIS_URL', 'redis://redis:6379', (c) => c.async.redisUrl, 'redis://redis:6379'],
+    ['INFERD_ASYNC_REDIS_KEY_PREFIX', 'inferd:churn', (c) => c.async.redisKeyPrefix, 'inferd:churn'],
+    ['INFERD_ASYNC_LEASE_S', '30', (c) => c.async.leaseS, 30],
+    ['INFERD_ASYNC_RETENTION_H', '72', (c) => c.async.retentionH, 72],
   ];
   for (const [name, value, read, expected] of envCases) {
     it(`${name}=${value}`, () => assert.equal(read(loadConfig({ env: { [name]: value } })), expected));
@@ -128,9 +140,27 @@ describe('loadConfig', () => {
     assert.match(problemsOf(() => loadConfig({ env: { INFERD_CAPTURE_ENABLED: 'true' } })).join(), /capture\.destination: is required/);
   });
 
+  it('takes async input prefixes and notification topics as lists; a Redis queue needs a shared input path', () => {
+    const config = loadConfig({
+      env: {
+        INFERD_ASYNC_ALLOWED_INPUT_PREFIXES: 's3://in/a, /srv/payloads',
+        INFERD_ASYNC_INCLUDE_RESPONSE_IN: 'SUCCESS_NOTIFICATION_TOPIC,ERROR_NOTIFICATION_TOPIC',
+      },
+    }).async;
+    assert.deepEqual(config.allowedInputPrefixes, ['s3://in/a', '/srv/payloads']);
+    assert.deepEqual(config.includeResponseIn, ['SUCCESS_NOTIFICATION_TOPIC', 'ERROR_NOTIFICATION_TOPIC']);
+    assert.match(problemsOf(() => loadConfig({ env: { INFERD_ASYNC_ALLOWED_INPUT_PREFIXES: 'https://x/y' } })).join(), /async\.allowedInputPrefixes/);
+    assert.match(
+      problemsOf(() => loadConfig({ env: { INFERD_ASYNC_OUTPUT_PATH: 's3://b/out', INFERD_ASYNC_REDIS_URL: 'redis://r:6379' } })).join(),
+      /async\.inputPath: is required with a Redis queue/,
+    );
+  });
+
   it('maps every documented environment variable', () => {
     const tested = new Set([
       ...envCases.map(([name]) => name),
+      'INFERD_ASYNC_ALLOWED_INPUT_PREFIXES',
+      'INFERD_ASYNC_INCLUDE_RESPONSE_IN',
       'INFERD_PREFERRED_BATCH_SIZES',
       'INFERD_CAPTURE_MODES',
       'INFERD_CAPTURE_CSV_CONTENT_TYPES',

@@ -20,10 +20,12 @@ export interface InProcessSettings {
   readonly contentType: string;
   readonly accept: string;
   readonly recordErrors: RecordErrors;
+  /** Mini-batches not yet run when this turns true are abandoned. */
+  readonly isCancelled?: (() => boolean) | undefined;
 }
 
 /** The runtime has started. */
-export function inProcessInvoker(runtime: Runtime, { contentType, accept, recordErrors }: InProcessSettings): MiniBatchInvoker {
+export function inProcessInvoker(runtime: Runtime, { contentType, accept, recordErrors, isCancelled }: InProcessSettings): MiniBatchInvoker {
   const model = runtime.model;
   if (!model) throw new InvokerSetupError('the model is not loaded');
   const decoder = decoderFor(contentType);
@@ -36,7 +38,7 @@ export function inProcessInvoker(runtime: Runtime, { contentType, accept, record
     throw new InvokerSetupError(`--accept ${accept}: ${(error as Error).message}`);
   }
   return {
-    invoke: async (body) => (await invokeBatch(runtime, model, { body, mediaType: decoder.mediaType, encoder, recordErrors })).body,
+    invoke: async (body) => (await invokeBatch(runtime, model, { body, mediaType: decoder.mediaType, encoder, recordErrors, isCancelled })).body,
   };
 }
 

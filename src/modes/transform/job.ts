@@ -161,6 +161,16 @@ export async function runTransform(job: TransformJob): Promise<TransformSummary>
   return summary;
 }
 
+/**
+ * One object answered into `outputUri` record by record, never held whole: what an async
+ * request does when its payload is a record stream (CSV, JSON Lines).
+ */
+export async function transformObject(job: TransformJob, input: InputObject, outputUri: string): Promise<{ records: number; bytes: number }> {
+  const { options } = job;
+  const processor = createRecordProcessor(recordFormat(options.contentType), recordFormat(options.accept), options);
+  return transformFile(job, input, outputUri, job.openStore(outputUri), processor, new Slots(options.maxConcurrentTransforms));
+}
+
 /** The source as it arrives, counted for progress, and decompressed when it is gzip. */
 function sourceBytes(source: Readable, gzip: boolean, progress: TransformProgress, counter: { bytes: number }): AsyncIterable<Buffer> {
   async function* counted() {

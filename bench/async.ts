@@ -1,0 +1,183 @@
+/**
+ * Async inference end to end: 10,000 requests (one churn row each, inline CSV, 32 clients) into
+ * a server child process, until every answer is written to local disk, on the embedded queue
+ * (SQLite) and, when `.tools/bin/redis-server` is there (`npm test` installs it), on Redis
+ * Streams. The same requests sent to `POST /invocations` first, by the same clients, are the
+ * real-time baseline. Reports acceptance and completion rates, the ratio to real time, and the
+ * time in backlog from each request's own timestamps.
+ *
+ *   npm run bench:async
+ *   BENCH_ASYNC_REQUESTS=2000 npm run bench:async
+ *
+ * Results: bench/results/<timestamp>-async.{json,md}.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ChildServer, freePort } from './child-server.js';
+import { readOptions, REPO_ROOT } from './options.js';
+import { readCsvRows } from './payloads.js';
+
+const requests = Number(process.env.BENCH_ASYNC_REQUESTS ?? 10_000);
+const CLIENTS = 32;
+const options = readOptions(process.env);
+const log = (message: string) => process.stderr.write(`${message}\n`);
+const REDIS = join(REPO_ROOT, '.tools/bin/redis-server');
+
+interface StatusBody {
+  status: string;
+  receivedTime: string;
+  startedTime?: string;
+  finishedTime?: string;
+}
+
+/** `count` calls of `task`, `clients` at a time; the wall time they took. */
+async function drive(count: number, clients: number, task: (i: number) => Promise<void>): Promise<number> {
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (next < count) await task(next++);
+    }),
+  );
+  return (performance.now() - started) / 1000;
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function completedCount(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('inferd_async_completed_total '));
+  return line ? Number(line.split(' ')[1]) : 0;
+}
+
+async function startRedis(dir: string): Promise<{ url: string; process: ChildProcess }> {
+  const port = await freePort();
+  const child = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], {
+    stdio: 'ignore',
+  });
+  await sleep(500);
+  return { url: `redis://127.0.0.1:${port}`, process: child };
+}
+
+interface QueueRun {
+  readonly queue: string;
+  readonly realtimeRps: number;
+  readonly acceptedRps: number;
+  readonly completedRps: number;
+  readonly backlogMs: { p50: number; p95: number; max: number };
+  readonly endToEndMs: { p50: number; p95: number; max: number };
+  readonly failed: number;
+}
+
+async function measure(queue: 'sqlite' | 'redis', root: string, body: string): Promise<QueueRun> {
+  const dir = await mkdtemp(join(root, `${queue}-`));
+  const redis = queue === 'redis' ? await startRedis(dir) : undefined;
+  const port = await freePort();
+  const server = await ChildServer.start(
+    ['dist/src/main.js', 'serve'],
+    {
+      SAGEMAKER_BIND_TO_PORT: String(port),
+      INFERD_HOST: '127.0.0.1',
+      INFERD_MODEL_DIR: join(REPO_ROOT, 'models/churn-forest'),
+      SAGEMAKER_CONTAINER_LOG_LEVEL: 'warn',
+      INFERD_ASYNC_OUTPUT_PATH: join(dir, 'out'),
+      INFERD_ASYNC_STATE_DIR: join(dir, 'state'),
+      ...(redis ? { INFERD_ASYNC_REDIS_URL: redis.url, INFERD_ASYNC_INPUT_PATH: join(dir, 'staged') } : {}),
+    },
+    port,
+  );
+  try {
+    const headers = { 'content-type': 'text/csv', accept: 'text/csv' };
+    const realtimeS = await drive(requests, CLIENTS, async () => {
+      const response = await fetch(`${server.url}/invocations`, { method: 'POST', headers, body });
+      await response.arrayBuffer();
+    });
+    log(`${queue}: real time ${(requests / realtimeS).toFixed(0)} req/s`);
+
+    const ids: string[] = [];
+    const started = performance.now();
+    const acceptS = await drive(requests, CLIENTS, async (i) => {
+      const response = await fetch(`${server.url}/async-invocations`, { method: 'POST', headers: { ...headers, 'x-amzn-sagemaker-inference-id': `bench-${i}` }, body });
+      if (response.status !== 202) throw new Error(`async request ${i}: ${response.status} ${await response.text()}`);
+      ids[i] = ((await response.json()) as { InferenceId: string }).InferenceId;
+    });
+    log(`${queue}: accepted ${(requests / acceptS).toFixed(0)} req/s`);
+    while ((await completedCount(server.url)) < requests) await sleep(50);
+    const totalS = (performance.now() - started) / 1000;
+    log(`${queue}: completed ${(requests / totalS).toFixed(0)} req/s end to end`);
+
+    const backlog: number[] = [];
+    const endToEnd: number[] = [];
+    let failed = 0;
+    await drive(requests, CLIENTS, async (i) => {
+      const status = (await (await fetch(`${server.url}/async-invocations/${ids[i]}`)).json()) as StatusBody;
+      if (status.status !== 'completed') failed++;
+      const received = Date.parse(status.receivedTime);
+      backlog.push(Date.parse(status.startedTime!) - received);
+      endToEnd.push(Date.parse(status.finishedTime!) - received);
+    });
+    const spread = (values: number[]) => {
+      values.sort((a, b) => a - b);
+      return { p50: percentile(values, 50), p95: percentile(values, 95), max: values.at(-1)! };
+    };
+    return {
+      queue,
+      realtimeRps: requests / realtimeS,
+      acceptedRps: requests / acceptS,
+      completedRps: requests / totalS,
+      backlogMs: spread(backlog),
+      endToEndMs: spread(endToEnd),
+      failed,
+    };
+  } finally {
+    await server.stop();
+    redis?.process.kill('SIGTERM');
+  }
+}
+
+const { lines } = readCsvRows(join(options.modelsDir, 'churn-requests.csv'));
+const body = `${lines[0]}\n`;
+const root = await mkdtemp(join(tmpdir(), 'inferd-bench-async-'));
+try {
+  const runs: QueueRun[] = [await measure('sqlite', root, body)];
+  if (existsSync(REDIS)) runs.push(await measure('redis', root, body));
+  else log('no .tools/bin/redis-server (run `bash scripts/install-test-tools.sh`): Redis skipped');
+
+  const result = {
+    date: new Date().toISOString(),
+    machine: { cores: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown' },
+    requests,
+    clients: CLIENTS,
+    runs,
+  };
+  const ms = (value: number) => `${value.toFixed(0)} ms`;
+  const markdown = [
+    `# Async inference benchmark, ${result.date}`,
+    '',
+    `${result.machine.cores} cores (${result.machine.cpu}); ${requests.toLocaleString('en-US')} requests of one churn row (inline CSV), ${CLIENTS} clients, churn forest, default workers; answers written to local disk.`,
+    '',
+    '| queue | real time req/s | async accepted req/s | async completed req/s (end to end) | vs real time | time in backlog p50 / p95 / max | accepted → answer written p50 / p95 | failed |',
+    '|---|---|---|---|---|---|---|---|',
+    ...runs.map(
+      (run) =>
+        `| ${run.queue} | ${Math.round(run.realtimeRps)} | ${Math.round(run.acceptedRps)} | ${Math.round(run.completedRps)} | ${(run.completedRps / run.realtimeRps).toFixed(2)}× | ${ms(run.backlogMs.p50)} / ${ms(run.backlogMs.p95)} / ${ms(run.backlogMs.max)} | ${ms(run.endToEndMs.p50)} / ${ms(run.endToEndMs.p95)} | ${run.failed} |`,
+    ),
+    '',
+    `Reproduce: \`BENCH_ASYNC_REQUESTS=${requests} npm run bench:async\`.`,
+    '',
+  ].join('\n');
+  const stamp = result.date.slice(0, 16).replace(/:/g, '');
+  const base = join(REPO_ROOT, 'bench/results', `${stamp}-async`);
+  await writeFile(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);
+  await writeFile(`${base}.md`, markdown);
+  process.stdout.write(markdown);
+  log(`wrote ${relative(REPO_ROOT, base)}.{json,md}`);
+} finally {
+  await rm(root, { recursive: true, force: true });
+}

@@ -1,0 +1,393 @@
+/**
+ * Async inference: accepts requests into the durable queue, runs up to
+ * `maxConcurrentInvocations` of them at once through the in-process inference API, writes each
+ * answer (or error) under its inference id, and notifies. The queue decides who runs what; this
+ * instance claims work whenever it has a free slot, renews its leases while it runs, and sweeps
+ * expired requests.
+ */
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { FastifyBaseLogger } from 'fastify';
+import { InferdError } from '../../errors.js';
+import type { Runtime } from '../../runtime/runtime.js';
+import { requestDecoder, responseEncoder } from '../../server/content-types.js';
+import { StorageError, type ObjectStore } from '../../storage/object-store.js';
+import { joinUri } from '../../storage/uri.js';
+import { isAllowedInput } from './input-policy.js';
+import { MAX_EMBEDDED_RESPONSE_BYTES, notificationFor } from './notification.js';
+import type { AsyncJob, AsyncQueue, AsyncRequest, QueueStats } from './queue.js';
+import { isRecordStream, JobFailure, runJob, type FailureKind } from './run-job.js';
+import type { Webhooks } from './webhooks.js';
+
+const MIB = 1024 * 1024;
+/** SageMaker's own limit on an async payload; record streams may be this large. */
+export const MAX_STREAMED_PAYLOAD_BYTES = 1024 * MIB;
+/** How often an idle instance asks the queue for work another instance may have added. */
+const POLL_INTERVAL_MS = 100;
+/** How often queued requests are checked against their TTL. */
+const EXPIRY_SWEEP_MS = 1_000;
+
+export interface AsyncSettings {
+  readonly outputPath: string;
+  readonly failurePath: string;
+  readonly inputPath: string;
+  readonly allowedInputPrefixes: readonly string[];
+  /** Unset: two per model instance. */
+  readonly maxConcurrentInvocations: number | undefined;
+  readonly maxPayloadBytes: number;
+  readonly includeResponseInSuccess: boolean;
+  readonly includeResponseInError: boolean;
+  readonly defaultAccept: string;
+  readonly defaultEndpointName: string;
+  readonly awsRegion: string;
+  readonly leaseMs: number;
+}
+
+/** What a client sent, from SageMaker's headers (validated by the route). */
+export interface Submission {
+  readonly endpointName?: string | undefined;
+  readonly inferenceId?: string | undefined;
+  readonly inputLocation?: string | undefined;
+  /** The request body when there is no input location. */
+  readonly body?: Readable | undefined;
+  readonly contentType?: string | undefined;
+  readonly accept?: string | undefined;
+  readonly customAttributes?: string | undefined;
+  readonly requestTtlS: number;
+  readonly invocationTimeoutS: number;
+}
+
+export interface AsyncObserver {
+  accepted(): void;
+  /** A request began to run; `backlogMs` only on its first run. */
+  started(backlogMs: number | undefined): void;
+  completed(processingMs: number): void;
+  failed(kind: FailureKind | 'expired'): void;
+}
+
+export interface AsyncStats extends QueueStats {
+  /** Requests running in this instance. */
+  readonly runningHere: number;
+  readonly maxConcurrentInvocations: number;
+}
+
+export interface AsyncServiceDeps {
+  readonly runtime: Runtime;
+  /** Opened by start(), before the server listens. */
+  readonly openQueue: () => Promise<AsyncQueue>;
+  readonly settings: AsyncSettings;
+  readonly openStore: (uri: string) => ObjectStore;
+  readonly webhooks: Webhooks;
+  readonly observer: AsyncObserver;
+  readonly log: FastifyBaseLogger;
+  /** Wall-clock milliseconds, for TTLs, leases and timestamps; tests move it. */
+  readonly clock?: (() => number) | undefined;
+}
+
+/** Counts bytes through, and fails the stream past `limitBytes`. */
+async function* limited(body: Readable, limitBytes: number, limitText: string): AsyncGenerator<Buffer> {
+  let bytes = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    bytes += chunk.length;
+    if (bytes > limitBytes) throw new InferdError('INFERD_ERR_PAYLOAD_TOO_LARGE', `the payload is larger than ${limitText}`);
+    yield chunk;
+  }
+}
+
+export class AsyncInference {
+  readonly #deps: AsyncServiceDeps;
+  #queue: AsyncQueue | undefined;
+  readonly #running = new Map<string, Promise<void>>();
+  /** Inferences that ran past their timeout: their results are discarded, but they still end. */
+  readonly #abandoned = new Set<Promise<unknown>>();
+  readonly #timers: NodeJS.Timeout[] = [];
+  #pumping = false;
+  #pumpAgain = false;
+  #closing = false;
+
+  constructor(deps: AsyncServiceDeps) {
+    this.#deps = deps;
+  }
+
+  async start(): Promise<void> {
+    const { settings, log } = this.#deps;
+    const queue = await this.#deps.openQueue();
+    this.#queue = queue;
+    log.info({ queue: queue.kind, maxConcurrentInvocations: this.#maxConcurrent() }, 'async inference ready');
+    const every = (ms: number, task: () => Promise<unknown>, what: string) => {
+      const timer = setInterval(() => {
+        task().catch((error: unknown) => log.warn({ err: error }, `async ${what} failed`));
+      }, ms);
+      timer.unref();
+      this.#timers.push(timer);
+    };
+    every(Math.max(100, Math.floor(settings.leaseMs / 3)), () => queue.renew(this.#now()), 'lease renewal');
+    every(EXPIRY_SWEEP_MS, () => this.#expire(), 'expiry sweep');
+    every(POLL_INTERVAL_MS, async () => this.#pump(), 'poll');
+    await queue.renew(this.#now());
+  }
+
+  get #q(): AsyncQueue {
+    if (!this.#queue) throw new InferdError('INFERD_ERR_NOT_READY', 'the async queue is not open yet');
+    return this.#queue;
+  }
+
+  /** Accepts a request: durable in the queue when this resolves. */
+  async submit(submission: Submission): Promise<{ job: AsyncJob; created: boolean }> {
+    const { settings } = this.#deps;
+    const queue = this.#q;
+    const inferenceId = submission.inferenceId ?? randomUUID();
+    const known = await queue.get(inferenceId);
+    if (known) {
+      submission.body?.resume();
+      return { job: known, created: false };
+    }
+    const model = this.#deps.runtime.model;
+    if (!model) throw new InferdError('INFERD_ERR_NOT_READY', 'the model is not loaded yet');
+    const contentType = submission.contentType ?? 'application/json';
+    // Types the model cannot take are refused now rather than failed later.
+    const decoder = requestDecoder(contentType);
+    responseEncoder(submission.accept, settings.defaultAccept).assertCanEncode?.(model.signature);
+    const streamed = isRecordStream(decoder.mediaType);
+    const limitBytes = streamed ? MAX_STREAMED_PAYLOAD_BYTES : settings.maxPayloadBytes;
+    const limitText = streamed ? '1024 MiB' : `${settings.maxPayloadBytes / MIB} MiB (INFERD_ASYNC_MAX_PAYLOAD_MB)`;
+
+    let inputLocation: string;
+    let staged = false;
+    if (submission.inputLocation !== undefined) {
+      submission.body?.resume();
+      inputLocation = await this.#checkInput(submission.inputLocation, limitBytes, limitText);
+    } else {
+      if (!submission.body) throw new InferdError('INFERD_ERR_BODY_EMPTY', 'send the payload in the body or name it in X-Amzn-SageMaker-InputLocation');
+      // A fresh name per attempt: two requests racing with one inference id never share a file.
+      inputLocation = joinUri(settings.inputPath, `${inferenceId}-${randomUUID()}`);
+      await storageCall(() => this.#deps.openStore(inputLocation).put(inputLocation, limitedReadable(submission.body!, limitBytes, limitText)));
+      staged = true;
+    }
+
+    const request: AsyncRequest = {
+      inferenceId,
+      endpointName: submission.endpointName ?? settings.defaultEndpointName,
+      inputLocation,
+      inputInline: staged,
+      contentType,
+      accept: submission.accept,
+      customAttributes: submission.customAttributes,
+      outputLocation: joinUri(settings.outputPath, `${inferenceId}.out`),
+      failureLocation: joinUri(settings.failurePath, `${inferenceId}-error.out`),
+      receivedAtMs: this.#now(),
+      requestTtlS: submission.requestTtlS,
+      invocationTimeoutS: submission.invocationTimeoutS,
+    };
+    const result = await storageCall(() => queue.enqueue(request));
+    if (result.created) {
+      this.#deps.observer.accepted();
+      setImmediate(() => this.#pump());
+    } else if (staged) {
+      await this.#forgetPayload(inputLocation);
+    }
+    return result;
+  }
+
+  async status(inferenceId: string): Promise<AsyncJob> {
+    const job = await storageCall(() => this.#q.get(inferenceId));
+    if (!job) throw new InferdError('INFERD_ERR_ASYNC_NOT_FOUND', `no async request has the inference id ${inferenceId}`);
+    return job;
+  }
+
+  async stats(): Promise<AsyncStats> {
+    const stats = await this.#q.stats(this.#now());
+    return { ...stats, runningHere: this.#running.size, maxConcurrentInvocations: this.#maxConcurrent() };
+  }
+
+  #now(): number {
+    return this.#deps.clock?.() ?? Date.now();
+  }
+
+  #maxConcurrent(): number {
+    return this.#deps.settings.maxConcurrentInvocations ?? 2 * (this.#deps.runtime.model?.instances ?? 1);
+  }
+
+  /** Stops claiming, lets the requests running here finish and their notifications go out. */
+  async close(): Promise<void> {
+    this.#closing = true;
+    for (const timer of this.#timers) clearInterval(timer);
+    await Promise.all(this.#running.values());
+    await Promise.all(this.#abandoned);
+    await this.#deps.webhooks.close();
+    await this.#queue?.close();
+  }
+
+  async #checkInput(uri: string, limitBytes: number, limitText: string): Promise<string> {
+    let allowed: boolean;
+    try {
+      allowed = isAllowedInput(uri, this.#deps.settings.allowedInputPrefixes);
+    } catch (error) {
+      throw new InferdError('INFERD_ERR_BAD_REQUEST', `X-Amzn-SageMaker-InputLocation: ${(error as Error).message}`);
+    }
+    if (!allowed) {
+      throw new InferdError('INFERD_ERR_ASYNC_INPUT_FORBIDDEN', `${uri} is outside the allowed input prefixes (INFERD_ASYNC_ALLOWED_INPUT_PREFIXES)`);
+    }
+    const info = await storageCall(() => this.#deps.openStore(uri).stat(uri));
+    if (info.sizeBytes > limitBytes) {
+      throw new InferdError('INFERD_ERR_PAYLOAD_TOO_LARGE', `${uri} is ${info.sizeBytes} bytes, more than ${limitText}`);
+    }
+    return uri;
+  }
+
+  async #forgetPayload(uri: string): Promise<void> {
+    await this.#deps
+      .openStore(uri)
+      .delete(uri)
+      .catch((error: unknown) => this.#deps.log.warn({ err: error, uri }, 'cannot remove a staged async payload'));
+  }
+
+  #pump(): void {
+    if (this.#pumping) {
+      this.#pumpAgain = true;
+      return;
+    }
+    const free = this.#maxConcurrent() - this.#running.size;
+    if (this.#closing || free <= 0 || this.#deps.runtime.state !== 'ready' || !this.#queue) return;
+    this.#pumping = true;
+    this.#queue
+      .claim(free, this.#now())
+      .then(
+        (jobs) => {
+          for (const job of jobs) this.#start(job);
+          if (jobs.length === free) this.#pumpAgain = true;
+        },
+        (error: unknown) => this.#deps.log.warn({ err: error }, 'async claim failed'),
+      )
+      .finally(() => {
+        this.#pumping = false;
+        if (this.#pumpAgain) {
+          this.#pumpAgain = false;
+          setImmediate(() => this.#pump());
+        }
+      });
+  }
+
+  #start(job: AsyncJob): void {
+    const run = this.#run(job)
+      .catch((error: unknown) => this.#deps.log.error({ err: error, inferenceId: job.inferenceId }, 'async request could not be finished'))
+      .finally(() => {
+        this.#running.delete(job.inferenceId);
+        this.#pump();
+      });
+    this.#running.set(job.inferenceId, run);
+  }
+
+  async #run(job: AsyncJob): Promise<void> {
+    const { observer, settings, log } = this.#deps;
+    const startedMs = performance.now();
+    observer.started(job.attempts === 1 ? this.#now() - job.receivedAtMs : undefined);
+    log.debug({ inferenceId: job.inferenceId, attempt: job.attempts }, 'async request started');
+
+    const deadline = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => {
+        deadline.abort();
+        resolve('timeout');
+      }, job.invocationTimeoutS * 1000);
+    });
+    const execution = runJob(job, {
+      runtime: this.#deps.runtime,
+      openStore: this.#deps.openStore,
+      defaultAccept: settings.defaultAccept,
+      maxPayloadBytes: settings.maxPayloadBytes,
+      keepResponseUpToBytes: settings.includeResponseInSuccess ? MAX_EMBEDDED_RESPONSE_BYTES : 0,
+      signal: deadline.signal,
+    });
+    const outcome = await Promise.race([execution.then((result) => ({ result }), (error: unknown) => ({ error })), timedOut]);
+    clearTimeout(timer);
+
+    if (outcome === 'timeout') {
+      // The inference cannot be stopped mid-run; whatever it writes is removed once it ends.
+      const cleanup = execution.then(
+        () => this.#deps.openStore(job.outputLocation).delete(job.outputLocation),
+        () => undefined,
+      );
+      this.#abandoned.add(cleanup);
+      void cleanup.catch(() => undefined).finally(() => this.#abandoned.delete(cleanup));
+      const reason = `ModelTimeout: the invocation ran past its timeout of ${job.invocationTimeoutS} s (X-Amzn-SageMaker-InvocationTimeoutSeconds); its result was discarded`;
+      return this.#fail(job, new JobFailure('timeout', 'INFERD_ERR_TIMEOUT', reason, 504));
+    }
+    if ('error' in outcome) return this.#fail(job, JobFailure.from(outcome.error, job));
+
+    const finished = await this.#q.finish(job.inferenceId, { status: 'completed' }, this.#now());
+    if (!finished) return this.#lostLease(job);
+    observer.completed(performance.now() - startedMs);
+    if (job.inputInline) await this.#forgetPayload(job.inputLocation);
+    this.#deps.webhooks.send(
+      notificationFor(finished, {
+        awsRegion: settings.awsRegion,
+        nowMs: this.#now(),
+        outputContentType: outcome.result.contentType,
+        responseBody: outcome.result.responseBody,
+      }),
+    );
+  }
+
+  async #fail(job: AsyncJob, failure: JobFailure): Promise<void> {
+    const { observer, settings, log } = this.#deps;
+    const errorBody = Buffer.from(JSON.stringify({ code: failure.code, message: failure.reason }));
+    await this.#deps
+      .openStore(job.failureLocation)
+      .put(job.failureLocation, errorBody, { contentType: 'application/json' })
+      .catch((error: unknown) => log.error({ err: error, inferenceId: job.inferenceId }, 'cannot write the async failure object'));
+    const finished = await this.#q.finish(job.inferenceId, { status: 'failed', failureReason: failure.reason }, this.#now());
+    if (!finished) return this.#lostLease(job);
+    observer.failed(failure.kind);
+    log.info({ inferenceId: job.inferenceId, kind: failure.kind, reason: failure.reason }, 'async request failed');
+    if (job.inputInline) await this.#forgetPayload(job.inputLocation);
+    this.#deps.webhooks.send(
+      notificationFor(finished, {
+        awsRegion: settings.awsRegion,
+        nowMs: this.#now(),
+        responseBody: settings.includeResponseInError ? errorBody : undefined,
+      }),
+    );
+  }
+
+  #lostLease(job: AsyncJob): void {
+    this.#deps.log.warn({ inferenceId: job.inferenceId }, 'async request finished after its lease ran out; another instance owns it now');
+  }
+
+  async #expire(): Promise<void> {
+    const { observer, settings } = this.#deps;
+    for (const job of await this.#q.expire(this.#now())) {
+      observer.failed('expired');
+      const errorBody = Buffer.from(JSON.stringify({ code: 'INFERD_ERR_TIMEOUT', message: job.failureReason }));
+      await this.#deps
+        .openStore(job.failureLocation)
+        .put(job.failureLocation, errorBody, { contentType: 'application/json' })
+        .catch((error: unknown) => this.#deps.log.error({ err: error, inferenceId: job.inferenceId }, 'cannot write the async failure object'));
+      if (job.inputInline) await this.#forgetPayload(job.inputLocation);
+      this.#deps.webhooks.send(
+        notificationFor(job, { awsRegion: settings.awsRegion, nowMs: this.#now(), responseBody: settings.includeResponseInError ? errorBody : undefined }),
+      );
+    }
+  }
+}
+
+function limitedReadable(body: Readable, limitBytes: number, limitText: string): Readable {
+  return Readable.from(limited(body, limitBytes, limitText));
+}
+
+/** Storage and queue trouble becomes a 503 the client may retry; its own errors pass through. */
+async function storageCall<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    if (error instanceof InferdError) throw error;
+    // A payload over its limit fails the staging write from inside the body stream.
+    const inner = (error as Error).cause;
+    if (inner instanceof InferdError) throw inner;
+    if (error instanceof StorageError && error.code === 'NOT_FOUND') {
+      throw new InferdError('INFERD_ERR_ASYNC_INPUT_NOT_FOUND', error.message);
+    }
+    throw new InferdError('INFERD_ERR_STORAGE_UNAVAILABLE', `storage failed: ${(error as Error).message}`, { cause: error });
+  }
+}

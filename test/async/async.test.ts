@@ -1,0 +1,302 @@
+/**
+ * Async inference against the real server, the real model, a real S3-compatible server
+ * (s3rver, in a child process) and a real HTTP listener for the webhooks.
+ */
+import assert from 'node:assert/strict';
+import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { InvokeEndpointAsyncCommand, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
+import { openObjectStore } from '../../src/storage/open-store.js';
+import { MODELS, REPO_ROOT, invoke, startServer, type TestServer } from '../helper.js';
+import { writeNpy } from '../npy.js';
+import { S3RVER_ENV, startS3Server, type S3Server } from '../s3-server.js';
+import { CompletedNotificationSchema, FailedNotificationSchema } from './sagemaker-notification.js';
+import { asyncStatus, counterValue, finished, startWebhookListener, submitAsync, until, type WebhookListener } from './toolkit.js';
+
+Object.assign(process.env, S3RVER_ENV, { AWS_EC2_METADATA_DISABLED: 'true' });
+
+const IN = 'async-in';
+const OUT = 'async-out';
+let s3: S3Server;
+let hooks: WebhookListener;
+let server: TestServer;
+let csv: string;
+const stateDirs: string[] = [];
+
+async function stateDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'inferd-async-'));
+  stateDirs.push(dir);
+  return dir;
+}
+
+async function asyncEnv(extra: Record<string, string> = {}): Promise<Record<string, string>> {
+  return {
+    INFERD_ASYNC_OUTPUT_PATH: `s3://${OUT}/results`,
+    INFERD_ASYNC_FAILURE_PATH: `s3://${OUT}/failures`,
+    INFERD_ASYNC_ALLOWED_INPUT_PREFIXES: `s3://${IN}/data`,
+    INFERD_ASYNC_STATE_DIR: await stateDir(),
+    INFERD_ASYNC_SUCCESS_WEBHOOK: hooks.url('/success'),
+    INFERD_ASYNC_ERROR_WEBHOOK: hooks.url('/error'),
+    AWS_ENDPOINT_URL_S3: s3.endpoint,
+    AWS_REGION: 'us-east-1',
+    ...extra,
+  };
+}
+
+const store = () => openObjectStore(`s3://${OUT}/x`, { s3Endpoint: s3.endpoint });
+const objectText = async (uri: string) => (await store().getBuffer(uri)).toString('utf8');
+const metricsText = async (url: string) => (await fetch(`${url}/metrics`)).text();
+
+before(async () => {
+  s3 = await startS3Server({ buckets: [IN, OUT] });
+  hooks = await startWebhookListener();
+  csv = (await readFile(`${REPO_ROOT}test/fixtures/churn-requests.csv`, 'utf8')).split('\n').slice(0, 20).join('\n') + '\n';
+  await store().put(`s3://${IN}/data/requests.csv`, csv);
+  await store().put(`s3://${IN}/other/requests.csv`, csv);
+  server = await startServer(MODELS.forest, {
+    env: await asyncEnv({ INFERD_ASYNC_INCLUDE_RESPONSE_IN: 'SUCCESS_NOTIFICATION_TOPIC,ERROR_NOTIFICATION_TOPIC', INFERD_ASYNC_MAX_PAYLOAD_MB: '0.01' }),
+  });
+});
+
+after(async () => {
+  await server?.http.close();
+  await hooks?.close();
+  await s3?.close();
+  for (const dir of stateDirs) await rm(dir, { recursive: true, force: true });
+});
+
+describe('async inference', () => {
+  it('takes an inline CSV body: 202 with the locations, the answer /invocations gives, a SageMaker success notification', async () => {
+    const expected = await invoke(server.url, csv, { 'content-type': 'text/csv', accept: 'text/csv' });
+    assert.equal(expected.status, 200);
+
+    const accepted = await submitAsync(
+      server.url,
+      { 'content-type': 'text/csv', 'x-amzn-sagemaker-accept': 'text/csv', 'x-amzn-sagemaker-custom-attributes': 'trace=1' },
+      csv,
+    );
+    assert.equal(accepted.status, 202);
+    const id = accepted.json.InferenceId as string;
+    assert.match(id, /^[0-9a-f-]{36}$/);
+    assert.equal(accepted.headers.get('x-amzn-sagemaker-outputlocation'), `s3://${OUT}/results/${id}.out`);
+    assert.equal(accepted.headers.get('x-amzn-sagemaker-failurelocation'), `s3://${OUT}/failures/${id}-error.out`);
+
+    const status = await finished(server.url, id);
+    assert.equal(status.status, 'completed');
+    assert.equal(status.attempts, 1);
+    assert.equal(await objectText(`s3://${OUT}/results/${id}.out`), expected.text);
+
+    const notification = CompletedNotificationSchema.parse((await hooks.waitFor('/success', id)).body);
+    assert.equal(notification.responseParameters.outputLocation, `s3://${OUT}/results/${id}.out`);
+    assert.equal(notification.responseParameters.contentType, 'text/csv');
+    assert.deepEqual(notification.responseParameters.responseBody, { content: expected.text, encoding: 'TEXT' });
+    assert.equal(notification.requestParameters.customAttributes, 'trace=1');
+    assert.equal(notification.requestParameters.endpointName, 'inferd');
+    assert.equal(notification.awsRegion, 'us-east-1');
+  });
+
+  it('reads an S3 input under an allowed prefix, by the SDK\'s route: a JSON document answered whole', async () => {
+    const rows = csv.trim().split('\n').slice(0, 5).map((line) => line.split(',').map(Number));
+    const document = JSON.stringify({ instances: rows });
+    const expected = await invoke(server.url, document, { 'content-type': 'application/json' });
+    await store().put(`s3://${IN}/data/document.json`, document);
+
+    const accepted = await submitAsync(
+      server.url,
+      { 'x-amzn-sagemaker-inputlocation': `s3://${IN}/data/document.json`, 'x-amzn-sagemaker-content-type': 'application/json', 'x-amzn-sagemaker-inference-id': 'json-doc-1' },
+      undefined,
+      '/endpoints/churn/async-invocations',
+    );
+    assert.equal(accepted.status, 202);
+    assert.deepEqual(accepted.json, { InferenceId: 'json-doc-1' });
+    assert.equal((await finished(server.url, 'json-doc-1')).status, 'completed');
+    assert.deepEqual(JSON.parse(await objectText(`s3://${OUT}/results/json-doc-1.out`)), JSON.parse(expected.text));
+    const notification = CompletedNotificationSchema.parse((await hooks.waitFor('/success', 'json-doc-1')).body);
+    assert.equal(notification.requestParameters.endpointName, 'churn');
+    assert.equal(notification.requestParameters.inputLocation, `s3://${IN}/data/document.json`);
+  });
+
+  it('works with the AWS SDK\'s InvokeEndpointAsyncCommand, unchanged', async () => {
+    const expected = await invoke(server.url, csv, { 'content-type': 'text/csv', accept: 'text/csv' });
+    const client = new SageMakerRuntimeClient({ endpoint: server.url, region: 'us-east-1', credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' } });
+    const output = await client.send(
+      new InvokeEndpointAsyncCommand({
+        EndpointName: 'churn',
+        InputLocation: `s3://${IN}/data/requests.csv`,
+        ContentType: 'text/csv',
+        Accept: 'text/csv',
+        InferenceId: 'sdk-1',
+        RequestTTLSeconds: 600,
+        InvocationTimeoutSeconds: 60,
+      }),
+    );
+    assert.equal(output.InferenceId, 'sdk-1');
+    assert.equal(output.OutputLocation, `s3://${OUT}/results/sdk-1.out`);
+    assert.equal(output.FailureLocation, `s3://${OUT}/failures/sdk-1-error.out`);
+    assert.equal((await finished(server.url, 'sdk-1')).status, 'completed');
+    assert.equal(await objectText(output.OutputLocation), expected.text);
+  });
+
+  it('a request the model refuses fails: failure object, reason, and an error notification', async () => {
+    const accepted = await submitAsync(server.url, { 'content-type': 'text/csv', 'x-amzn-sagemaker-inference-id': 'bad-rows' }, '1,2,3\n4,5,6\n');
+    assert.equal(accepted.status, 202);
+    const status = await finished(server.url, 'bad-rows');
+    assert.equal(status.status, 'failed');
+    assert.match(status.failureReason!, /^ClientError: Received client error \(4\d\d\) from model/);
+
+    const failure = JSON.parse(await objectText(`s3://${OUT}/failures/bad-rows-error.out`)) as { code: string; message: string };
+    assert.equal(failure.code, 'INFERD_ERR_INPUT_INVALID');
+    assert.equal(await store().exists(`s3://${OUT}/results/bad-rows.out`), false);
+
+    const notification = FailedNotificationSchema.parse((await hooks.waitFor('/error', 'bad-rows')).body);
+    assert.equal(notification.failureReason, status.failureReason);
+    assert.equal(notification.responseParameters.failureLocation, `s3://${OUT}/failures/bad-rows-error.out`);
+    assert.equal(notification.responseParameters.outputLocation, undefined);
+    assert.deepEqual(JSON.parse(notification.responseParameters.responseBody!.content), failure);
+  });
+
+  it('a duplicate inference id gets the first request\'s locations and runs nothing more', async () => {
+    const acceptedBefore = counterValue(await metricsText(server.url), 'inferd_async_accepted_total');
+    const first = await submitAsync(server.url, { 'content-type': 'text/csv', 'x-amzn-sagemaker-accept': 'text/csv', 'x-amzn-sagemaker-inference-id': 'dup-1' }, csv);
+    const second = await submitAsync(server.url, { 'content-type': 'application/json', 'x-amzn-sagemaker-inference-id': 'dup-1' }, '{"instances": []}');
+    assert.equal(first.status, 202);
+    assert.equal(second.status, 202);
+    assert.deepEqual(second.json, first.json);
+    assert.equal(second.headers.get('x-amzn-sagemaker-outputlocation'), first.headers.get('x-amzn-sagemaker-outputlocation'));
+    assert.equal(second.headers.get('x-amzn-sagemaker-failurelocation'), first.headers.get('x-amzn-sagemaker-failurelocation'));
+
+    const status = await finished(server.url, 'dup-1');
+    assert.equal(status.status, 'completed');
+    assert.equal(status.attempts, 1);
+    const expected = await invoke(server.url, csv, { 'content-type': 'text/csv', accept: 'text/csv' });
+    assert.equal(await objectText(`s3://${OUT}/results/dup-1.out`), expected.text);
+    assert.equal(counterValue(await metricsText(server.url), 'inferd_async_accepted_total'), acceptedBefore + 1);
+  });
+
+  it('refuses at once what it could never run, with stable codes', async () => {
+    const big = JSON.stringify({ instances: Array(200).fill(Array(20).fill(0.5)) }); // over the 0.01 MiB limit
+    await store().put(`s3://${IN}/data/big.json`, big);
+    const cases: [string, Record<string, string>, string | undefined, number, string][] = [
+      ['input outside the allowed prefixes', { 'x-amzn-sagemaker-inputlocation': `s3://${IN}/other/requests.csv` }, undefined, 403, 'INFERD_ERR_ASYNC_INPUT_FORBIDDEN'],
+      ['input in another bucket', { 'x-amzn-sagemaker-inputlocation': `s3://${OUT}/results/sdk-1.out` }, undefined, 403, 'INFERD_ERR_ASYNC_INPUT_FORBIDDEN'],
+      ['a local file', { 'x-amzn-sagemaker-inputlocation': '/etc/passwd' }, undefined, 403, 'INFERD_ERR_ASYNC_INPUT_FORBIDDEN'],
+      ['a sibling prefix', { 'x-amzn-sagemaker-inputlocation': `s3://${IN}/data-private/x.csv` }, undefined, 403, 'INFERD_ERR_ASYNC_INPUT_FORBIDDEN'],
+      ['an https URL', { 'x-amzn-sagemaker-inputlocation': 'https://example.com/x.csv' }, undefined, 400, 'INFERD_ERR_BAD_REQUEST'],
+      ['a missing input', { 'x-amzn-sagemaker-inputlocation': `s3://${IN}/data/missing.csv`, 'x-amzn-sagemaker-content-type': 'text/csv' }, undefined, 400, 'INFERD_ERR_ASYNC_INPUT_NOT_FOUND'],
+      ['no payload at all', {}, undefined, 400, 'INFERD_ERR_BODY_EMPTY'],
+      ['a body and an input location', { 'x-amzn-sagemaker-inputlocation': `s3://${IN}/data/requests.csv`, 'content-type': 'text/csv' }, csv, 400, 'INFERD_ERR_BAD_REQUEST'],
+      ['a TTL under 60 s', { 'content-type': 'text/csv', 'x-amzn-sagemaker-requestttlseconds': '59' }, csv, 400, 'INFERD_ERR_BAD_REQUEST'],
+      ['a timeout over 3600 s', { 'content-type': 'text/csv', 'x-amzn-sagemaker-invocationtimeoutseconds': '3601' }, csv, 400, 'INFERD_ERR_BAD_REQUEST'],
+      ['an inference id with a slash', { 'content-type': 'text/csv', 'x-amzn-sagemaker-inference-id': 'a/../b' }, csv, 400, 'INFERD_ERR_BAD_REQUEST'],
+      ['an unsupported content type', { 'content-type': 'image/png' }, 'x', 415, 'INFERD_ERR_UNSUPPORTED_MEDIA_TYPE'],
+      ['an accept nothing matches', { 'content-type': 'text/csv', 'x-amzn-sagemaker-accept': 'image/png' }, csv, 406, 'INFERD_ERR_NOT_ACCEPTABLE'],
+      ['a JSON body over INFERD_ASYNC_MAX_PAYLOAD_MB', { 'content-type': 'application/json' }, big, 413, 'INFERD_ERR_PAYLOAD_TOO_LARGE'],
+      ['a JSON S3 input over it', { 'x-amzn-sagemaker-inputlocation': `s3://${IN}/data/big.json`, 'x-amzn-sagemaker-content-type': 'application/json' }, undefined, 413, 'INFERD_ERR_PAYLOAD_TOO_LARGE'],
+    ];
+    for (const [what, headers, body, status, code] of cases) {
+      const answer = await submitAsync(server.url, headers, body);
+      assert.equal(answer.status, status, what);
+      assert.equal(answer.json.code, code, what);
+    }
+    const unknown = await fetch(`${server.url}/async-invocations/never-sent`);
+    assert.equal(unknown.status, 404);
+    assert.equal(((await unknown.json()) as { code: string }).code, 'INFERD_ERR_ASYNC_NOT_FOUND');
+  });
+
+  it('streams a CSV payload past the whole-payload limit through the batch path', async () => {
+    const rows = csv.trim().split('\n');
+    const large = Array.from({ length: 400 }, (_, i) => rows[i % rows.length]).join('\n') + '\n'; // ~80 KB, over 0.01 MiB
+    const expected = await invoke(server.url, large, { 'content-type': 'text/csv', accept: 'text/csv' });
+    const accepted = await submitAsync(server.url, { 'content-type': 'text/csv', 'x-amzn-sagemaker-accept': 'text/csv', 'x-amzn-sagemaker-inference-id': 'large-csv' }, large);
+    assert.equal(accepted.status, 202);
+    assert.equal((await finished(server.url, 'large-csv')).status, 'completed');
+    assert.equal(await objectText(`s3://${OUT}/results/large-csv.out`), expected.text);
+    // Too large to embed in the notification? No: 400 answers are small; the body rides along.
+    CompletedNotificationSchema.parse((await hooks.waitFor('/success', 'large-csv')).body);
+  });
+
+  it('retries a failing webhook with backoff until it takes the notification, and counts the retries', async () => {
+    const before = await metricsText(server.url);
+    hooks.failNext('/success', 2);
+    const accepted = await submitAsync(server.url, { 'content-type': 'text/csv', 'x-amzn-sagemaker-inference-id': 'flaky-hook' }, csv);
+    assert.equal(accepted.status, 202);
+    assert.equal((await finished(server.url, 'flaky-hook')).status, 'completed');
+    CompletedNotificationSchema.parse((await hooks.waitFor('/success', 'flaky-hook')).body);
+    const attempts = hooks.deliveries.filter((d) => (d.body as { inferenceId: string }).inferenceId === 'flaky-hook');
+    assert.deepEqual(attempts.map((d) => d.refused), [true, true, false]);
+    const now = await metricsText(server.url);
+    const delta = (series: string) => counterValue(now, series) - counterValue(before, series);
+    assert.equal(delta('inferd_async_notifications_total{outcome="retried"}'), 2);
+    assert.equal(delta('inferd_async_notifications_total{outcome="delivered"}'), 1);
+  });
+
+  it('publishes the backlog metrics', async () => {
+    const text = await metricsText(server.url);
+    for (const name of [
+      'inferd_async_backlog_size',
+      'inferd_async_backlog_size_per_instance',
+      'inferd_async_oldest_request_age_seconds',
+      'inferd_async_has_backlog_without_capacity',
+      'inferd_async_time_in_backlog_seconds_count',
+      'inferd_async_processing_seconds_count',
+    ]) {
+      assert.match(text, new RegExp(`^${name} `, 'm'), name);
+    }
+    assert.ok(counterValue(text, 'inferd_async_completed_total') >= 5);
+    assert.ok(counterValue(text, 'inferd_async_failures_total{kind="invocation"}') >= 1);
+  });
+});
+
+/** 20,000 rows through the slow model: seconds of work for the one worker (2.5 s on a quiet core). */
+const slowPayload = () => writeNpy('<f4', [20_000, 256], new Float32Array(20_000 * 256).fill(0.5));
+const NPY = { 'content-type': 'application/x-npy', 'x-amzn-sagemaker-accept': 'application/x-npy' };
+
+describe('async inference: time limits', () => {
+  it('fails a request past its invocation timeout with the reason, discards its result, and goes on', async (t) => {
+    const slow = await startServer(MODELS.slow, { env: await asyncEnv({ INFERD_ASYNC_MAX_CONCURRENT_INVOCATIONS: '1' }) });
+    t.after(() => slow.http.close());
+    const accepted = await submitAsync(slow.url, { ...NPY, 'x-amzn-sagemaker-inference-id': 'too-slow', 'x-amzn-sagemaker-invocationtimeoutseconds': '1' }, slowPayload());
+    assert.equal(accepted.status, 202);
+    const status = await finished(slow.url, 'too-slow');
+    assert.equal(status.status, 'failed');
+    assert.match(status.failureReason!, /timeout of 1 s/);
+    assert.equal(JSON.parse(await objectText(`s3://${OUT}/failures/too-slow-error.out`)).code, 'INFERD_ERR_TIMEOUT');
+    FailedNotificationSchema.parse((await hooks.waitFor('/error', 'too-slow')).body);
+
+    // The next request runs once the worker is free again, after the abandoned inference ended.
+    const next = await submitAsync(slow.url, { ...NPY, 'x-amzn-sagemaker-inference-id': 'after-slow' }, writeNpy('<f4', [2, 256], new Float32Array(512)));
+    assert.equal(next.status, 202);
+    assert.equal((await finished(slow.url, 'after-slow')).status, 'completed');
+    assert.equal(await store().exists(`s3://${OUT}/results/too-slow.out`), false);
+    assert.equal(counterValue(await metricsText(slow.url), 'inferd_async_failures_total{kind="timeout"}'), 1);
+  });
+
+  it('expires a request still queued past its TTL: notified as failed, never run', async (t) => {
+    let offsetMs = 0;
+    const slow = await startServer(MODELS.slow, {
+      env: await asyncEnv({ INFERD_ASYNC_MAX_CONCURRENT_INVOCATIONS: '1' }),
+      clock: () => Date.now() + offsetMs,
+    });
+    t.after(() => slow.http.close());
+    // The one slot is busy with a long request, so the next one waits in the queue.
+    assert.equal((await submitAsync(slow.url, { ...NPY, 'x-amzn-sagemaker-inference-id': 'busy' }, slowPayload())).status, 202);
+    await until(async () => ((await asyncStatus(slow.url, 'busy'))?.status === 'running' ? true : undefined), 10_000, 'busy to run');
+    const waiting = await submitAsync(slow.url, { ...NPY, 'x-amzn-sagemaker-inference-id': 'short-lived', 'x-amzn-sagemaker-requestttlseconds': '60' }, slowPayload());
+    assert.equal(waiting.status, 202);
+    assert.equal((await asyncStatus(slow.url, 'short-lived'))?.status, 'queued');
+
+    offsetMs = 61_000;
+    const status = await finished(slow.url, 'short-lived');
+    assert.equal(status.status, 'expired');
+    assert.equal(status.startedTime, undefined);
+    assert.match(status.failureReason!, /TTL of 60 s/);
+    const notification = FailedNotificationSchema.parse((await hooks.waitFor('/error', 'short-lived')).body);
+    assert.equal(notification.failureReason, status.failureReason);
+    assert.equal(await store().exists(`s3://${OUT}/failures/short-lived-error.out`), true);
+    assert.equal((await finished(slow.url, 'busy')).status, 'completed');
+    assert.equal(await store().exists(`s3://${OUT}/results/short-lived.out`), false);
+    assert.equal(counterValue(await metricsText(slow.url), 'inferd_async_failures_total{kind="expired"}'), 1);
+  });
+});
