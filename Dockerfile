@@ -4,7 +4,8 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json .npmrc tsconfig.json ./
-RUN npm ci --no-audit --no-fund
+# Only tsc runs here: no native addon needs building.
+RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY src src
 RUN npx tsc -p tsconfig.json
 
@@ -19,7 +20,13 @@ RUN apt-get update \
 
 WORKDIR /opt/inferd
 COPY package.json package-lock.json .npmrc ./
-RUN npm ci --omit=dev --no-audit --no-fund
+# better-sqlite3 (the embedded async queue) is a native addon: its prebuilt binary is fetched when
+# the build has network, else compiled, so the compiler is there for the install and then removed.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && npm ci --omit=dev --no-audit --no-fund \
+ && apt-get purge -y python3 make g++ && apt-get autoremove -y \
+ && rm -rf /var/lib/apt/lists/* /root/.cache
 # The CUDA 13 build of onnxruntime-node 1.29.0's CUDA provider, from the npm registry.
 COPY scripts/install-cuda-provider.sh scripts/
 RUN bash scripts/install-cuda-provider.sh

@@ -11,6 +11,7 @@ import { InvokeEndpointAsyncCommand, SageMakerRuntimeClient } from '@aws-sdk/cli
 import { openObjectStore } from '../../src/storage/open-store.js';
 import { MODELS, REPO_ROOT, invoke, startServer, type TestServer } from '../helper.js';
 import { writeNpy } from '../npy.js';
+import { promtoolCheck } from '../promtool.js';
 import { S3RVER_ENV, startS3Server, type S3Server } from '../s3-server.js';
 import { CompletedNotificationSchema, FailedNotificationSchema } from './sagemaker-notification.js';
 import { asyncStatus, counterValue, finished, startWebhookListener, submitAsync, until, type WebhookListener } from './toolkit.js';
@@ -232,8 +233,11 @@ describe('async inference', () => {
     assert.equal(delta('inferd_async_notifications_total{outcome="delivered"}'), 1);
   });
 
-  it('publishes the backlog metrics', async () => {
+  it('publishes the backlog metrics, in an exposition promtool accepts', async () => {
     const text = await metricsText(server.url);
+    const check = await promtoolCheck(text);
+    assert.equal(check.code, 0, check.output);
+    assert.equal(check.output.trim(), '', check.output);
     for (const name of [
       'inferd_async_backlog_size',
       'inferd_async_backlog_size_per_instance',

@@ -1,23 +1,9 @@
 /** /metrics: valid Prometheus exposition (promtool), and batching that shows in it. */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { MODELS, REPO_ROOT, invoke, startServer } from '../helper.js';
+import { MODELS, invoke, startServer } from '../helper.js';
+import { promtoolCheck } from '../promtool.js';
 
-const PROMTOOL = `${REPO_ROOT}.tools/bin/promtool`;
-
-async function promtoolCheck(exposition: string): Promise<{ code: number | null; output: string }> {
-  const child = spawn(PROMTOOL, ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stdin.end(exposition);
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', resolve);
-  });
-  return { code, output };
-}
 
 /** The value of one sample, e.g. `inferd_batch_size_rows_count{model="churn-mlp"}`. */
 function sample(exposition: string, series: string): number {

@@ -9,6 +9,7 @@ import { InferdError, type ErrorCode } from '../../errors.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { requestDecoder, responseEncoder } from '../../server/content-types.js';
 import { StorageError, type ObjectStore } from '../../storage/object-store.js';
+import { invokeBatch } from '../batch-invocation.js';
 import { invokeWhole } from '../invocation.js';
 import { inProcessInvoker } from '../transform/invokers.js';
 import { transformObject, type TransformProgress } from '../transform/job.js';
@@ -75,6 +76,7 @@ const SILENT: TransformProgress = { start() {}, bytesRead() {}, recordsDone() {}
 
 /** Mini-batches of a streamed payload: small, so that several keep every instance busy. */
 const STREAM_MINI_BATCH_MB = 1;
+const MIB = 1024 * 1024;
 
 async function download<T>(job: AsyncJob, operation: () => Promise<T>): Promise<T> {
   try {
@@ -96,6 +98,12 @@ export async function runJob(job: AsyncJob, deps: RunDeps): Promise<JobResult> {
   const info = await download(job, () => inputStore.stat(job.inputLocation));
   const isCancelled = () => deps.signal.aborted;
 
+  if (isRecordStream(decoder.mediaType) && info.sizeBytes <= STREAM_MINI_BATCH_MB * MIB) {
+    // One mini-batch: the same answer as the stream below gives, without its machinery.
+    const body = await download(job, () => inputStore.getBuffer(job.inputLocation));
+    const answer = await invokeBatch(deps.runtime, model, { body, mediaType: decoder.mediaType, encoder, recordErrors: 'fail', isCancelled });
+    return writeAnswer(job, deps, outputStore, answer.body, encoder.mediaType);
+  }
   if (isRecordStream(decoder.mediaType)) {
     const options = resolveOptions(
       TransformOptionsSchema.parse({
@@ -123,7 +131,11 @@ export async function runJob(job: AsyncJob, deps: RunDeps): Promise<JobResult> {
   }
   const body = await download(job, () => inputStore.getBuffer(job.inputLocation));
   const answer = await invokeWhole(deps.runtime, model, { body, decoder, encoder, isCancelled });
+  return writeAnswer(job, deps, outputStore, answer.body, encoder.mediaType);
+}
+
+async function writeAnswer(job: AsyncJob, deps: RunDeps, outputStore: ObjectStore, body: Buffer, contentType: string): Promise<JobResult> {
   if (deps.signal.aborted) throw new InferdError('INFERD_ERR_TIMEOUT', 'the invocation ran past its timeout');
-  await outputStore.put(job.outputLocation, answer.body, { contentType: encoder.mediaType });
-  return { contentType: encoder.mediaType, responseBody: answer.body.length <= deps.keepResponseUpToBytes ? answer.body : undefined };
+  await outputStore.put(job.outputLocation, body, { contentType });
+  return { contentType, responseBody: body.length <= deps.keepResponseUpToBytes ? body : undefined };
 }

@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import { InferdError } from '../../errors.js';
 import type { Runtime } from '../../runtime/runtime.js';
@@ -15,7 +16,7 @@ import { StorageError, type ObjectStore } from '../../storage/object-store.js';
 import { joinUri } from '../../storage/uri.js';
 import { isAllowedInput } from './input-policy.js';
 import { MAX_EMBEDDED_RESPONSE_BYTES, notificationFor } from './notification.js';
-import type { AsyncJob, AsyncQueue, AsyncRequest, QueueStats } from './queue.js';
+import type { AsyncJob, AsyncQueue, AsyncRequest, FinishOutcome, QueueStats } from './queue.js';
 import { isRecordStream, JobFailure, runJob, type FailureKind } from './run-job.js';
 import type { Webhooks } from './webhooks.js';
 
@@ -26,6 +27,8 @@ export const MAX_STREAMED_PAYLOAD_BYTES = 1024 * MIB;
 const POLL_INTERVAL_MS = 100;
 /** How often queued requests are checked against their TTL. */
 const EXPIRY_SWEEP_MS = 1_000;
+const FINISH_FIRST_RETRY_MS = 500;
+const FINISH_MAX_RETRY_MS = 30_000;
 
 export interface AsyncSettings {
   readonly outputPath: string;
@@ -316,7 +319,7 @@ export class AsyncInference {
     }
     if ('error' in outcome) return this.#fail(job, JobFailure.from(outcome.error, job));
 
-    const finished = await this.#q.finish(job.inferenceId, { status: 'completed' }, this.#now());
+    const finished = await this.#finish(job, { status: 'completed' });
     if (!finished) return this.#lostLease(job);
     observer.completed(performance.now() - startedMs);
     if (job.inputInline) await this.#forgetPayload(job.inputLocation);
@@ -337,7 +340,7 @@ export class AsyncInference {
       .openStore(job.failureLocation)
       .put(job.failureLocation, errorBody, { contentType: 'application/json' })
       .catch((error: unknown) => log.error({ err: error, inferenceId: job.inferenceId }, 'cannot write the async failure object'));
-    const finished = await this.#q.finish(job.inferenceId, { status: 'failed', failureReason: failure.reason }, this.#now());
+    const finished = await this.#finish(job, { status: 'failed', failureReason: failure.reason });
     if (!finished) return this.#lostLease(job);
     observer.failed(failure.kind);
     log.info({ inferenceId: job.inferenceId, kind: failure.kind, reason: failure.reason }, 'async request failed');
@@ -349,6 +352,23 @@ export class AsyncInference {
         responseBody: settings.includeResponseInError ? errorBody : undefined,
       }),
     );
+  }
+
+  /**
+   * Records the outcome, retrying while the queue is unreachable: a job left running would keep
+   * its lease (renewed with the others) and never finish. Undefined when the lease was lost.
+   */
+  async #finish(job: AsyncJob, outcome: FinishOutcome): Promise<AsyncJob | undefined> {
+    for (let delayMs = FINISH_FIRST_RETRY_MS; ; delayMs = Math.min(delayMs * 2, FINISH_MAX_RETRY_MS)) {
+      try {
+        return await this.#q.finish(job.inferenceId, outcome, this.#now());
+      } catch (error) {
+        // Past shutdown the lease runs out instead, and another instance runs the job again.
+        if (this.#closing) throw error;
+        this.#deps.log.warn({ err: error, inferenceId: job.inferenceId, retryInMs: delayMs }, 'cannot record an async outcome; retrying');
+        await sleep(delayMs);
+      }
+    }
   }
 
   #lostLease(job: AsyncJob): void {
