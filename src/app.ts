@@ -85,7 +85,8 @@ function buildAsync(config: Config, runtime: Runtime, metrics: Metrics, log: Fas
     openQueue,
     settings: {
       outputPath,
-      failurePath: settings.failurePath ?? outputPath,
+      // A folder of its own: `<id>-error.out` beside outputs would be the output of id `<id>-error`.
+      failurePath: settings.failurePath ?? joinUri(outputPath, 'failures'),
       inputPath: settings.inputPath ?? joinUri(settings.stateDir, 'payloads'),
       allowedInputPrefixes: settings.allowedInputPrefixes,
       maxConcurrentInvocations: settings.maxConcurrentInvocations,

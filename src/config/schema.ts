@@ -67,7 +67,7 @@ export const ConfigSchema = z
           .positive()
           .max(MAX_TIMER_S)
           .optional()
-          .describe('Longest time an invocation may take, queueing included; then 504. Unset: 60, or 3600 under `SAGEMAKER_BATCH` (the job\'s own `InvocationsTimeoutInSeconds` governs).'),
+          .describe('Longest time an invocation may take, queueing included; then 504. Unset: 60, or 3600 under `SAGEMAKER_BATCH` or with async on (the job\'s `InvocationsTimeoutInSeconds`, or the request\'s `InvocationTimeoutSeconds`, governs).'),
         defaultAccept: z
           .preprocess(
             (value) => (typeof value === 'string' ? value.split(';', 1)[0]!.trim().toLowerCase() : value),
@@ -199,7 +199,7 @@ export const ConfigSchema = z
     async: z
       .object({
         outputPath: location.optional().describe('Where async answers go (`S3OutputPath`): `s3://bucket/prefix` or a local directory. Setting it turns async inference on.'),
-        failurePath: location.optional().describe('Where failed requests\' error bodies go (`S3FailurePath`); unset: the output path.'),
+        failurePath: location.optional().describe('Where failed requests\' error bodies go (`S3FailurePath`); unset: `<outputPath>/failures`.'),
         allowedInputPrefixes: listOf(location)
           .default([])
           .describe('`X-Amzn-SageMaker-InputLocation` must start with one of these (`s3://bucket/prefix`, local directories), comma-separated; empty: inline bodies only.'),
@@ -253,7 +253,11 @@ export const ConfigSchema = z
   .transform((config) => ({
     ...config,
     // A transform job's mini-batches take as long as they take: SageMaker times them out itself.
-    server: { ...config.server, invocationTimeoutS: config.server.invocationTimeoutS ?? (config.batch.enabled ? 3600 : 60) },
+    // So may an async request (InvocationTimeoutSeconds up to 3600 s): the runtime must not cut it at 60 s.
+    server: {
+      ...config.server,
+      invocationTimeoutS: config.server.invocationTimeoutS ?? (config.batch.enabled || config.async.outputPath !== undefined ? 3600 : 60),
+    },
   }));
 
 export type Config = z.output<typeof ConfigSchema>;

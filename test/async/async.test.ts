@@ -208,14 +208,16 @@ describe('async inference', () => {
 
   it('streams a CSV payload past the whole-payload limit through the batch path', async () => {
     const rows = csv.trim().split('\n');
-    const large = Array.from({ length: 400 }, (_, i) => rows[i % rows.length]).join('\n') + '\n'; // ~80 KB, over 0.01 MiB
+    // ~1.2 MB: over the 0.01 MiB whole-payload limit, and more than one 1 MiB mini-batch.
+    const large = Array.from({ length: 6000 }, (_, i) => rows[i % rows.length]).join('\n') + '\n';
     const expected = await invoke(server.url, large, { 'content-type': 'text/csv', accept: 'text/csv' });
     const accepted = await submitAsync(server.url, { 'content-type': 'text/csv', 'x-amzn-sagemaker-accept': 'text/csv', 'x-amzn-sagemaker-inference-id': 'large-csv' }, large);
     assert.equal(accepted.status, 202);
     assert.equal((await finished(server.url, 'large-csv')).status, 'completed');
     assert.equal(await objectText(`s3://${OUT}/results/large-csv.out`), expected.text);
-    // Too large to embed in the notification? No: 400 answers are small; the body rides along.
-    CompletedNotificationSchema.parse((await hooks.waitFor('/success', 'large-csv')).body);
+    // Over 128 KB: the notification goes without the body.
+    const notification = CompletedNotificationSchema.parse((await hooks.waitFor('/success', 'large-csv')).body);
+    assert.equal(notification.responseParameters.responseBody, undefined);
   });
 
   it('retries a failing webhook with backoff until it takes the notification, and counts the retries', async () => {

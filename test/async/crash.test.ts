@@ -74,7 +74,9 @@ describe('async inference survives kill -9', () => {
       assert.equal(accepted.status, 202);
       ids.push(accepted.json.InferenceId as string);
     }
-    const done = (await Promise.all(ids.map((id) => asyncStatus(first.url, id)))).filter((s) => s?.status === 'completed').length;
+    const before = await Promise.all(ids.map((id) => asyncStatus(first.url, id)));
+    const completedBefore = new Set(before.filter((s) => s?.status === 'completed').map((s) => s!.inferenceId));
+    const done = completedBefore.size;
     first.process.kill('SIGKILL');
     await first.exited;
     assert.ok(done < REQUESTS, `the kill came after ${done} of ${REQUESTS} were done`);
@@ -82,6 +84,11 @@ describe('async inference survives kill -9', () => {
     const second = await start(port);
     const statuses = await Promise.all(ids.map((id) => finished(second.url, id, 60_000)));
     assert.deepEqual(new Set(statuses.map((s) => s.status)), new Set(['completed']));
+    // What had completed before the kill was not run again; what was cut short ran again, once more.
+    for (const status of statuses) {
+      if (completedBefore.has(status.inferenceId)) assert.equal(status.attempts, 1, status.inferenceId);
+      else assert.ok(status.attempts <= 2, `${status.inferenceId} ran ${status.attempts} times`);
+    }
 
     const store = openObjectStore(`s3://${OUT}/results`, { s3Endpoint: s3.endpoint });
     const keys: string[] = [];

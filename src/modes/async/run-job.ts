@@ -34,17 +34,20 @@ export class JobFailure extends Error {
   /** In SageMaker's words where it has them ("Received client error (4xx) from model"). */
   static from(error: unknown, job: AsyncJob): JobFailure {
     if (error instanceof JobFailure) return error;
-    const inferd = error instanceof InferdError ? error : (error as Error).cause instanceof InferdError ? ((error as Error).cause as InferdError) : undefined;
+    const cause = error instanceof Error ? error.cause : undefined;
+    const message = error instanceof Error ? error.message : String(error);
+    const inferd = error instanceof InferdError ? error : cause instanceof InferdError ? cause : undefined;
+    if (inferd?.code === 'INFERD_ERR_TIMEOUT') return new JobFailure('timeout', inferd.code, `ModelTimeout: ${inferd.message}`, 504);
     if (inferd?.code === 'INFERD_ERR_PAYLOAD_TOO_LARGE') return new JobFailure('payload_too_large', inferd.code, `ClientError: ${inferd.message}`, 413);
     if (inferd) {
       const side = inferd.statusCode < 500 ? 'client' : 'server';
-      const reason = `${side === 'client' ? 'ClientError' : 'ServerError'}: Received ${side} error (${inferd.statusCode}) from model: ${inferd.code}: ${(error as Error).message}`;
+      const reason = `${side === 'client' ? 'ClientError' : 'ServerError'}: Received ${side} error (${inferd.statusCode}) from model: ${inferd.code}: ${message}`;
       return new JobFailure('invocation', inferd.code, reason, inferd.statusCode);
     }
-    if (error instanceof StorageError || (error as Error).cause instanceof StorageError) {
-      return new JobFailure('response_upload', 'INFERD_ERR_STORAGE_UNAVAILABLE', `ServerError: could not write ${job.outputLocation}: ${(error as Error).message}`, 503);
+    if (error instanceof StorageError || cause instanceof StorageError) {
+      return new JobFailure('response_upload', 'INFERD_ERR_STORAGE_UNAVAILABLE', `ServerError: could not write ${job.outputLocation}: ${message}`, 503);
     }
-    return new JobFailure('invocation', 'INFERD_ERR_INTERNAL', `ServerError: ${(error as Error).message}`, 500);
+    return new JobFailure('invocation', 'INFERD_ERR_INTERNAL', `ServerError: ${message}`, 500);
   }
 }
 

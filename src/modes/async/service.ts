@@ -104,6 +104,7 @@ export class AsyncInference {
   /** Inferences that ran past their timeout: their results are discarded, but they still end. */
   readonly #abandoned = new Set<Promise<unknown>>();
   readonly #timers: NodeJS.Timeout[] = [];
+  #renewal: NodeJS.Timeout | undefined;
   #pumping = false;
   #pumpAgain = false;
   #closing = false;
@@ -122,11 +123,10 @@ export class AsyncInference {
         task().catch((error: unknown) => log.warn({ err: error }, `async ${what} failed`));
       }, ms);
       timer.unref();
-      this.#timers.push(timer);
+      return timer;
     };
-    every(Math.max(100, Math.floor(settings.leaseMs / 3)), () => queue.renew(this.#now()), 'lease renewal');
-    every(EXPIRY_SWEEP_MS, () => this.#expire(), 'expiry sweep');
-    every(POLL_INTERVAL_MS, async () => this.#pump(), 'poll');
+    this.#renewal = every(Math.max(100, Math.floor(settings.leaseMs / 3)), () => queue.renew(this.#now()), 'lease renewal');
+    this.#timers.push(every(EXPIRY_SWEEP_MS, () => this.#expire(), 'expiry sweep'), every(POLL_INTERVAL_MS, async () => this.#pump(), 'poll'));
     await queue.renew(this.#now());
   }
 
@@ -215,8 +215,11 @@ export class AsyncInference {
   async close(): Promise<void> {
     this.#closing = true;
     for (const timer of this.#timers) clearInterval(timer);
+    // Leases are renewed until the last request running here has finished: else another
+    // instance would take it over and run it a second time.
     await Promise.all(this.#running.values());
     await Promise.all(this.#abandoned);
+    clearInterval(this.#renewal);
     await this.#deps.webhooks.close();
     await this.#queue?.close();
   }

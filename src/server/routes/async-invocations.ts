@@ -64,7 +64,7 @@ export function asyncInvocationRoutes(service: AsyncInference) {
     const headers = parseHeaders(request);
     const hasBody = (headers['content-length'] ?? 0) > 0 || headers['transfer-encoding'] !== undefined;
     const inputLocation = headers['x-amzn-sagemaker-inputlocation'];
-    if (inputLocation !== undefined && (headers['content-length'] ?? 0) > 0) {
+    if (inputLocation !== undefined && hasBody) {
       throw new InferdError('INFERD_ERR_BAD_REQUEST', 'send the payload in the body or name it in X-Amzn-SageMaker-InputLocation, not both');
     }
     const { job } = await service.submit({
