@@ -13,13 +13,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ChildServer, freePort } from './child-server.js';
 import { readOptions, REPO_ROOT } from './options.js';
 import { readCsvRows } from './payloads.js';
+import { saveResults } from './report.js';
 
 const requests = Number(process.env.BENCH_ASYNC_REQUESTS ?? 10_000);
 const CLIENTS = 32;
@@ -172,12 +173,7 @@ try {
     `Reproduce: \`BENCH_ASYNC_REQUESTS=${requests} npm run bench:async\`.`,
     '',
   ].join('\n');
-  const stamp = result.date.slice(0, 16).replace(/:/g, '');
-  const base = join(REPO_ROOT, 'bench/results', `${stamp}-async`);
-  await writeFile(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);
-  await writeFile(`${base}.md`, markdown);
-  process.stdout.write(markdown);
-  log(`wrote ${relative(REPO_ROOT, base)}.{json,md}`);
+  await saveResults('async', result.date, result, markdown);
 } finally {
   await rm(root, { recursive: true, force: true });
 }

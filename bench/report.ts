@@ -1,8 +1,9 @@
 /** The benchmark's results: their shape, the machine they came from, and the JSON and Markdown files. */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { arch, availableParallelism, cpus, hostname, release, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import type { CpuUse } from './cpu.js';
 import type { CeilingResult } from './in-process-ceiling.js';
 import type { LoadSummary } from './load.js';
@@ -252,4 +253,13 @@ export function writeResults(result: BenchResult): { json: string; markdown: str
   writeFileSync(`${base}.md`, markdown);
   writeFileSync(join(directory, 'latest.md'), markdown);
   return { json: `${base}.json`, markdown: `${base}.md` };
+}
+
+/** Writes `bench/results/<timestamp>-<name>.{json,md}` and prints the markdown. */
+export async function saveResults(name: string, dateIso: string, result: unknown, markdown: string): Promise<void> {
+  const base = join(REPO_ROOT, 'bench/results', `${dateIso.slice(0, 16).replace(/:/g, '')}-${name}`);
+  await writeFile(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);
+  await writeFile(`${base}.md`, markdown);
+  process.stdout.write(markdown);
+  process.stderr.write(`wrote ${relative(REPO_ROOT, base)}.{json,md}\n`);
 }

@@ -13,11 +13,12 @@ import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import type { CeilingRequest, CeilingResult } from './in-process-ceiling.js';
 import { readOptions, REPO_ROOT } from './options.js';
 import { readCsvRows, seededRandom } from './payloads.js';
+import { saveResults } from './report.js';
 import type { TransformSummary } from '../src/modes/transform/job.js';
 
 const rowsWanted = Number(process.env.BENCH_TRANSFORM_ROWS ?? 1_000_000);
@@ -107,13 +108,7 @@ try {
     `Reproduce: \`BENCH_TRANSFORM_ROWS=${rowsWanted} npm run bench:transform\`.`,
     '',
   ].join('\n');
-  const stamp = result.date.slice(0, 16).replace(/:/g, '');
-  const resultsDir = join(REPO_ROOT, 'bench/results');
-  const base = join(resultsDir, `${stamp}-transform`);
-  await writeFile(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);
-  await writeFile(`${base}.md`, markdown);
-  process.stdout.write(markdown);
-  log(`wrote ${relative(REPO_ROOT, base)}.{json,md}`);
+  await saveResults('transform', result.date, result, markdown);
 } finally {
   await rm(root, { recursive: true, force: true });
 }

@@ -2,31 +2,31 @@
  * The composition root: builds the runtime and the HTTP app from a validated Config, without
  * listening. `main.ts` listens and handles signals; tests call this directly.
  */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import { DataCapture } from './capture/data-capture.js';
 import type { ClusterLink } from './cluster.js';
 import type { Config } from './config/schema.js';
-import { Metrics } from './metrics.js';
-import { Runtime } from './runtime/runtime.js';
-import { openObjectStore } from './storage/open-store.js';
-import { installBodyParser } from './server/content-types.js';
 import { InferdError } from './errors.js';
+import { Metrics } from './metrics.js';
+import { registerAsyncMetrics } from './modes/async/async-metrics.js';
+import type { AsyncQueue, QueueSettings } from './modes/async/queue.js';
+import { RedisQueue } from './modes/async/redis-queue.js';
+import { AsyncInference } from './modes/async/service.js';
+import { SqliteQueue } from './modes/async/sqlite-queue.js';
+import { DEFAULT_WEBHOOK_SETTINGS, Webhooks } from './modes/async/webhooks.js';
+import { Runtime } from './runtime/runtime.js';
+import { installBodyParser } from './server/content-types.js';
 import { installErrorHandler, sendError, toInferdError } from './server/error-handler.js';
+import { asyncInvocationRoutes } from './server/routes/async-invocations.js';
 import { healthRoutes } from './server/routes/health.js';
 import { invocationRoutes } from './server/routes/invocations.js';
 import { metricsRoutes } from './server/routes/metrics.js';
-import { asyncInvocationRoutes } from './server/routes/async-invocations.js';
-import { AsyncInference } from './modes/async/service.js';
-import { registerAsyncMetrics } from './modes/async/async-metrics.js';
-import { SqliteQueue } from './modes/async/sqlite-queue.js';
-import { RedisQueue } from './modes/async/redis-queue.js';
-import type { AsyncQueue, QueueSettings } from './modes/async/queue.js';
-import { DEFAULT_WEBHOOK_SETTINGS, Webhooks } from './modes/async/webhooks.js';
+import { openObjectStore } from './storage/open-store.js';
 import { joinUri } from './storage/uri.js';
-import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
-import { join } from 'node:path';
 
 export interface App {
   readonly http: FastifyInstance;

@@ -22,7 +22,7 @@ import type { Webhooks } from './webhooks.js';
 
 const MIB = 1024 * 1024;
 /** SageMaker's own limit on an async payload; record streams may be this large. */
-export const MAX_STREAMED_PAYLOAD_BYTES = 1024 * MIB;
+const MAX_STREAMED_PAYLOAD_BYTES = 1024 * MIB;
 /** How often an idle instance asks the queue for work another instance may have added. */
 const POLL_INTERVAL_MS = 100;
 /** How often queued requests are checked against their TTL. */
