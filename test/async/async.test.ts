@@ -255,15 +255,16 @@ describe('async inference', () => {
   });
 });
 
-/** 20,000 rows through the slow model: seconds of work for the one worker (2.5 s on a quiet core). */
-const slowPayload = () => writeNpy('<f4', [20_000, 256], new Float32Array(20_000 * 256).fill(0.5));
+/** Rows through the slow model: 20,000 are seconds of work for the one worker (2.5 s on a quiet core). */
+const slowPayload = (rows = 20_000) => writeNpy('<f4', [rows, 256], new Float32Array(rows * 256).fill(0.5));
 const NPY = { 'content-type': 'application/x-npy', 'x-amzn-sagemaker-accept': 'application/x-npy' };
 
 describe('async inference: time limits', () => {
   it('fails a request past its invocation timeout with the reason, discards its result, and goes on', async (t) => {
     const slow = await startServer(MODELS.slow, { env: await asyncEnv({ INFERD_ASYNC_MAX_CONCURRENT_INVOCATIONS: '1' }) });
     t.after(() => slow.http.close());
-    const accepted = await submitAsync(slow.url, { ...NPY, 'x-amzn-sagemaker-inference-id': 'too-slow', 'x-amzn-sagemaker-invocationtimeoutseconds': '1' }, slowPayload());
+    // 40,000 rows: five seconds of work here, so even a much faster machine is well past 1 s.
+    const accepted = await submitAsync(slow.url, { ...NPY, 'x-amzn-sagemaker-inference-id': 'too-slow', 'x-amzn-sagemaker-invocationtimeoutseconds': '1' }, slowPayload(40_000));
     assert.equal(accepted.status, 202);
     const status = await finished(slow.url, 'too-slow');
     assert.equal(status.status, 'failed');

@@ -143,10 +143,13 @@ describe('server-side errors', () => {
   });
 
   it('504 past the invocation timeout, queued requests dropped, the server still healthy', async (t) => {
-    const server = await startServer(MODELS.slow, { env: { SAGEMAKER_MODEL_SERVER_TIMEOUT: '0.2' } });
+    const server = await startServer(MODELS.slow, { env: { SAGEMAKER_MODEL_SERVER_TIMEOUT: '0.05' } });
     t.after(() => server.http.close());
-    const rows = JSON.stringify({ instances: Array(2000).fill(Array(256).fill(0.5)) });
-    const results = await Promise.all(Array.from({ length: 3 }, () => invoke(server.url, rows, { 'content-type': 'application/json' })));
+    // Binary bodies arrive in milliseconds; each is most of a second of work (6,000 rows), far past 50 ms.
+    const body = writeNpy('<f4', [6000, 256], new Float32Array(6000 * 256).fill(0.5));
+    const results = await Promise.all(
+      Array.from({ length: 3 }, () => invoke(server.url, body, { 'content-type': 'application/x-npy', accept: 'application/x-npy' })),
+    );
     for (const res of results) assertError(res, 504, 'INFERD_ERR_TIMEOUT');
     assert.equal(server.runtime.stats().queued, 0, 'expired requests left the queue');
     // The batches already handed to the worker run to the end; then small requests pass again.

@@ -161,7 +161,9 @@ describe('under load', () => {
           await new Promise((resolve) => setTimeout(resolve, 10));
         }
       };
-      const inFlight = [invoke(child.url, rows(4000), { 'content-type': 'application/json' })];
+      // 6,000 rows as .npy (under the 6 MiB limit): most of a second of work, sent in milliseconds.
+      const long = writeNpy('<f4', [6000, 256], new Float32Array(6000 * 256).fill(0.25));
+      const inFlight = [invoke(child.url, long, { 'content-type': 'application/x-npy', accept: 'application/x-npy' })];
       await until('the long request runs', (s) => s.inFlight === 1);
       for (let i = 0; i < 63; i += 1) inFlight.push(invoke(child.url, rows(20), { 'content-type': 'application/json' }));
       // Signal only once every request has reached the server's queue: those are in flight.
