@@ -137,8 +137,12 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
       }
     },
   });
-  const runtime: Runtime = new Runtime(config, { log: http.log, observer: (model) => metrics.observer(model) });
-  const metrics = new Metrics(runtime);
+  const runtime: Runtime = new Runtime(config, {
+    log: http.log,
+    observer: (model) => metrics.observer(model),
+    autoscaleObserver: (model) => metrics.autoscaleObserver(model),
+  });
+  const metrics = new Metrics(runtime, { targetConcurrency: config.autoscale.targetConcurrency, processes: config.server.processes });
   const capture = config.capture.enabled ? buildCapture(config, metrics, http.log) : undefined;
   const cluster = options.joinCluster?.(metrics.registry);
   const asyncInference = config.async.outputPath !== undefined ? buildAsync(config, runtime, metrics, http.log, options.clock) : undefined;

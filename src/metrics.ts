@@ -4,6 +4,8 @@
  * path only ever observes a value.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { LoadSignals } from './autoscale/load-signals.js';
+import { neededCapacity, type ScalingDecision } from './autoscale/policy.js';
 import type { DataCaptureObserver } from './capture/data-capture.js';
 import type { BatchObserver } from './runtime/batcher.js';
 import type { Runtime } from './runtime/runtime.js';
@@ -13,8 +15,17 @@ const ROW_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096];
 
 export type CodecOperation = 'decode' | 'encode';
 
+export interface MetricsOptions {
+  /** Concurrent requests one instance should carry: `inferd_desired_replicas` divides by it. */
+  readonly targetConcurrency: number;
+  /** Server processes sharing the port: each sees its share of the instance's load. */
+  readonly processes: number;
+}
+
 export class Metrics {
   readonly registry = new Registry();
+  /** Requests in the container and invocations per minute, for external autoscalers. */
+  readonly load = new LoadSignals();
 
   readonly #requestDuration = new Histogram({
     name: 'inferd_request_duration_seconds',
@@ -83,6 +94,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly #autoscaleDecisions = new Counter({
+    name: 'inferd_autoscale_decisions_total',
+    help: 'Worker autoscaling decisions, by action (scale_out, scale_in, hold) and the rule behind it.',
+    labelNames: ['model', 'action', 'rule'] as const,
+    registers: [this.registry],
+  });
+
   readonly #captureRecords = new Counter({
     name: 'inferd_capture_records_total',
     help: 'Data capture records by outcome: captured (buffered), sampled_out, spooled (after a failed upload), dropped (buffer and spool full).',
@@ -101,7 +119,7 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(runtime: Runtime) {
+  constructor(runtime: Runtime, { targetConcurrency, processes }: MetricsOptions) {
     collectDefaultMetrics({ register: this.registry });
     // Gauges named like counters fail `promtool check metrics`; the labelled gauges without the
     // suffix (nodejs_active_handles{type}, …) carry the same numbers.
@@ -117,15 +135,44 @@ export class Metrics {
     new Gauge({ name: 'inferd_queued_requests', help: 'Requests waiting in the batcher.', labelNames: ['model'], registers, collect: perModel((s) => s.queued) });
     new Gauge({ name: 'inferd_inflight_batches', help: 'Batches running in workers.', labelNames: ['model'], registers, collect: perModel((s) => s.inFlight) });
     new Gauge({ name: 'inferd_busy_workers', help: 'Worker threads running a batch.', labelNames: ['model'], registers, collect: perModel((s) => s.busyWorkers) });
+    new Gauge({ name: 'inferd_workers', help: 'Worker threads (model instances) taking work, per model.', labelNames: ['model'], registers, collect: perModel((s) => s.workers) });
     new Gauge({
-      name: 'inferd_workers',
-      help: 'Worker threads (model instances) per model.',
+      name: 'inferd_workers_starting',
+      help: 'Worker threads the autoscaler is loading, per model.',
       labelNames: ['model'],
       registers,
-      collect: function (this: Gauge<'model'>) {
+      collect: perModel((s) => s.startingWorkers),
+    });
+    const load = this.load;
+    const perModelLoad = (read: () => number) =>
+      function (this: Gauge<'model'>) {
         const model = runtime.model;
-        if (model) this.set({ model: model.name }, model.instances);
-      },
+        if (model) this.set({ model: model.name }, read());
+      };
+    new Gauge({
+      name: 'inferd_concurrent_requests',
+      help: 'Invocations in this instance now, queued or running (SageMaker ConcurrentRequestsPerModel).',
+      labelNames: ['model'],
+      registers,
+      collect: perModelLoad(() => load.concurrent),
+    });
+    new Gauge({
+      name: 'inferd_invocations_per_minute',
+      help: 'Invocations this instance answered in the last 60 s (SageMaker InvocationsPerInstance).',
+      labelNames: ['model'],
+      registers,
+      collect: perModelLoad(() => load.invocationsPerMinute()),
+    });
+    new Gauge({
+      name: 'inferd_desired_replicas',
+      help: `Instances this instance's load calls for: concurrent requests averaged over about 10 s, over the target of ${targetConcurrency} per instance, rounded up.`,
+      labelNames: ['model'],
+      registers,
+      // Each process sees its share of the instance's load; the processes share it about evenly.
+      aggregator: 'max',
+      collect: perModelLoad(() =>
+        neededCapacity(load.meanConcurrency() * processes, { targetValue: targetConcurrency, minCapacity: 1, maxCapacity: Number.MAX_SAFE_INTEGER }),
+      ),
     });
     new Gauge({
       name: 'inferd_loaded_models',
@@ -172,6 +219,11 @@ export class Metrics {
         this.#compute.observe({ model }, computeMs / 1000);
       },
     };
+  }
+
+  /** Counts a worker autoscaling decision; the runtime calls it for every one. */
+  autoscaleObserver(model: string): (decision: ScalingDecision) => void {
+    return ({ action, rule }) => this.#autoscaleDecisions.inc({ model, action, rule });
   }
 
   request(model: string, statusCode: number, durationMs: number, errorCode: string | undefined): void {

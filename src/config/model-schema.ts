@@ -35,6 +35,14 @@ export const ModelConfigSchema = z.preprocess(renameWorkers, z
       .max(256)
       .optional()
       .describe('Model instances (worker threads, one session each); overrides `SAGEMAKER_MODEL_SERVER_WORKERS`. `workers` is accepted as an alias.'),
+    minInstances: z.number().int().min(1).max(256).optional().describe('Fewest instances while the pool follows load; overrides `INFERD_MIN_INSTANCES`.'),
+    maxInstances: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .optional()
+      .describe('Most instances; turns worker autoscaling on for this model; overrides `INFERD_MAX_INSTANCES`.'),
     intraOpNumThreads: z.number().int().min(1).max(256).default(1).describe('ONNX Runtime threads per worker.'),
     batching: z
       .object({

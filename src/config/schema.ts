@@ -209,7 +209,7 @@ export const ConfigSchema = z
           .min(1)
           .max(1000)
           .optional()
-          .describe('Requests run at once by this instance (`MaxConcurrentInvocationsPerInstance`); unset: two per model instance.'),
+          .describe('Requests run at once by this instance (`MaxConcurrentInvocationsPerInstance`); unset: two per model instance (at `maxInstances` with autoscaling).'),
         maxPayloadMb: z.coerce
           .number()
           .positive()
@@ -236,6 +236,45 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    autoscale: z
+      .object({
+        minInstances: z.coerce
+          .number()
+          .int()
+          .min(1)
+          .max(256)
+          .optional()
+          .describe('Fewest model instances while the pool follows load; unset: 1. Only with `maxInstances`. `inferd.json` overrides.'),
+        maxInstances: z.coerce
+          .number()
+          .int()
+          .min(1)
+          .max(256)
+          .optional()
+          .describe('Most model instances; setting it turns worker autoscaling on (the pool starts at `instances`, or `minInstances`). `inferd.json` overrides.'),
+        targetUtilization: z.coerce
+          .number()
+          .positive()
+          .max(4)
+          .default(0.7)
+          .describe('Work per instance the pool aims at: busy workers plus queued batches, per instance (1: every worker always busy).'),
+        intervalMs: z.coerce.number().int().min(50).max(60_000).default(1000).describe('How often the worker autoscaler samples the runtime and decides.'),
+        windowS: seconds('The look-back: decisions use the mean load over this many seconds.', 10),
+        scaleInAfterS: z.coerce
+          .number()
+          .min(0)
+          .max(MAX_TIMER_S)
+          .default(30)
+          .describe('Seconds the load must stay under the target before an instance is removed.'),
+        scaleInCooldownS: z.coerce.number().min(0).max(MAX_TIMER_S).default(30).describe('Seconds between two removals, and after an addition before a removal.'),
+        targetConcurrency: z.coerce
+          .number()
+          .positive()
+          .default(32)
+          .describe('Concurrent requests one instance should carry; `inferd_desired_replicas` is the instance count this load calls for at it (see `deploy/`).'),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -245,6 +284,13 @@ export const ConfigSchema = z
     }
     if (config.async.redisUrl !== undefined && config.async.outputPath !== undefined && config.async.inputPath === undefined) {
       ctx.addIssue({ code: 'custom', path: ['async', 'inputPath'], message: 'is required with a Redis queue: every instance must read staged inline payloads' });
+    }
+    const { minInstances, maxInstances } = config.autoscale;
+    if (minInstances !== undefined && maxInstances === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['autoscale', 'minInstances'], message: 'needs maxInstances: without it the pool does not autoscale' });
+    }
+    if (minInstances !== undefined && maxInstances !== undefined && minInstances > maxInstances) {
+      ctx.addIssue({ code: 'custom', path: ['autoscale', 'minInstances'], message: `must be at most maxInstances (${maxInstances})` });
     }
     if (config.capture.enabled && !config.capture.destination) {
       ctx.addIssue({ code: 'custom', path: ['capture', 'destination'], message: 'is required when capture is enabled' });
@@ -316,6 +362,14 @@ export const ENV_VARS: Record<string, readonly [keyof Config, string]> = {
   INFERD_PREFERRED_BATCH_SIZES: ['batching', 'preferredBatchSizes'],
   INFERD_MAX_QUEUE_SIZE: ['batching', 'maxQueueSize'],
   INFERD_REQUIRE_GPU: ['model', 'requireGpu'],
+  INFERD_MIN_INSTANCES: ['autoscale', 'minInstances'],
+  INFERD_MAX_INSTANCES: ['autoscale', 'maxInstances'],
+  INFERD_AUTOSCALE_TARGET_UTILIZATION: ['autoscale', 'targetUtilization'],
+  INFERD_AUTOSCALE_INTERVAL_MS: ['autoscale', 'intervalMs'],
+  INFERD_AUTOSCALE_WINDOW_S: ['autoscale', 'windowS'],
+  INFERD_AUTOSCALE_SCALE_IN_AFTER_S: ['autoscale', 'scaleInAfterS'],
+  INFERD_AUTOSCALE_SCALE_IN_COOLDOWN_S: ['autoscale', 'scaleInCooldownS'],
+  INFERD_AUTOSCALE_TARGET_CONCURRENCY: ['autoscale', 'targetConcurrency'],
 };
 
 /** CLI flags of `inferd serve`, and where they land. */

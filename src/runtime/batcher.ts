@@ -53,7 +53,7 @@ export interface BatchingOptions {
 
 export interface BatcherOptions extends BatchingOptions {
   readonly run: (inputs: NamedTensors) => Promise<InferenceOutcome>;
-  /** Batches handed to the instances at once. */
+  /** Batches handed to the instances at once, until `resize()` says otherwise. */
   readonly maxBatchesInFlight: number;
   readonly timeoutMs: number;
   readonly layout: BatchLayout;
@@ -90,12 +90,20 @@ export class Batcher {
   /** When a dispatch slot last became free: a batch held after it was waiting on purpose. */
   #freeSince = performance.now();
   #delayTimer: NodeJS.Timeout | undefined;
+  #maxBatchesInFlight: number;
   #closed = false;
   #drained: Promise<void> | undefined;
   #idle: (() => void) | undefined;
 
   constructor(options: BatcherOptions) {
     this.#options = options;
+    this.#maxBatchesInFlight = options.maxBatchesInFlight;
+  }
+
+  /** The instances changed: hand out this many batches at once. Batches already out run on. */
+  resize(maxBatchesInFlight: number): void {
+    this.#maxBatchesInFlight = maxBatchesInFlight;
+    this.#pump();
   }
 
   stats(): BatcherStats {
@@ -221,7 +229,7 @@ export class Batcher {
   }
 
   #pump(): void {
-    while (this.#inFlight < this.#options.maxBatchesInFlight) {
+    while (this.#inFlight < this.#maxBatchesInFlight) {
       const next = this.#nextBatch();
       if (!next) return;
       if (!next.reason) {

@@ -3,6 +3,8 @@
  * later) calls `infer()`; none reaches into the pool or the queue.
  */
 import { availableParallelism } from 'node:os';
+import type { ScalingDecision } from '../autoscale/policy.js';
+import { WorkerAutoscaler, type WorkerSignals } from '../autoscale/worker-autoscaler.js';
 import type { Config } from '../config/schema.js';
 import type { DType, ModelSignature, NamedTensors } from '../codecs/tensor.js';
 import { InferdError } from '../errors.js';
@@ -27,7 +29,10 @@ export interface ModelInfo {
   readonly path: string;
   readonly provider: ExecutionProviderName;
   readonly requestedProvider: ExecutionProviderName;
+  /** Instances at start; with autoscaling the pool moves between `minInstances` and `maxInstances`. */
   readonly instances: number;
+  readonly minInstances: number;
+  readonly maxInstances: number;
   readonly intraOpNumThreads: number;
   readonly batching: BatchingOptions;
   readonly signature: ModelSignature;
@@ -35,9 +40,14 @@ export interface ModelInfo {
 
 export interface RuntimeStats extends BatcherStats {
   readonly busyWorkers: number;
+  /** Instances taking work. */
+  readonly workers: number;
+  /** Instances loading, added by the autoscaler. */
+  readonly startingWorkers: number;
 }
 
 export interface RuntimeLogger {
+  debug(object: object, message: string): void;
   info(object: object, message: string): void;
   warn(object: object, message: string): void;
   error(object: object, message: string): void;
@@ -47,26 +57,31 @@ interface LoadedModel {
   readonly info: ModelInfo;
   readonly pool: WorkerPool;
   readonly batcher: Batcher;
+  readonly autoscaler: WorkerAutoscaler | undefined;
 }
 
 export interface RuntimeOptions {
   readonly log: RuntimeLogger;
   /** Told of every batch; metrics implement it. */
   readonly observer?: ((model: string) => BatchObserver) | undefined;
+  /** Told of every worker autoscaling decision; metrics count them. */
+  readonly autoscaleObserver?: ((model: string) => (decision: ScalingDecision, signals: WorkerSignals) => void) | undefined;
 }
 
 export class Runtime {
   #config: Config;
   #log: RuntimeLogger;
   #observer: RuntimeOptions['observer'];
+  #autoscaleObserver: RuntimeOptions['autoscaleObserver'];
   #state: RuntimeState = 'loading';
   #model: LoadedModel | undefined;
   #starting: Promise<void> | undefined;
 
-  constructor(config: Config, { log, observer }: RuntimeOptions) {
+  constructor(config: Config, { log, observer, autoscaleObserver }: RuntimeOptions) {
     this.#config = config;
     this.#log = log;
     this.#observer = observer;
+    this.#autoscaleObserver = autoscaleObserver;
   }
 
   get state(): RuntimeState {
@@ -88,10 +103,10 @@ export class Runtime {
 
   async #load(): Promise<void> {
     const location = await locateModel(this.#config.model.dir!);
-    const instances = this.#instanceCount(location);
+    const range = this.#instanceRange(location);
     const { config } = location;
     const started = await WorkerPool.start(
-      instances,
+      range.initial,
       {
         onnxPath: location.onnxPath,
         executionProvider: config.executionProvider,
@@ -115,7 +130,7 @@ export class Runtime {
     const batcher = new Batcher({
       ...batching,
       run: (inputs) => started.pool.run(inputs),
-      maxBatchesInFlight: instances * BATCHES_PER_INSTANCE,
+      maxBatchesInFlight: started.pool.size * BATCHES_PER_INSTANCE,
       timeoutMs: this.#config.server.invocationTimeoutS * 1000,
       layout: batchLayout(started.signature, config.batching.pad),
       observer: this.#observer?.(location.name),
@@ -125,20 +140,41 @@ export class Runtime {
       path: location.onnxPath,
       provider: started.provider,
       requestedProvider: config.executionProvider,
-      instances,
+      instances: range.initial,
+      minInstances: range.min,
+      maxInstances: range.max,
       intraOpNumThreads: config.intraOpNumThreads,
       batching,
       signature: started.signature,
     };
-    this.#model = { info, pool: started.pool, batcher };
+    started.pool.onResize((instances) => batcher.resize(instances * BATCHES_PER_INSTANCE));
+    const autoscaler =
+      range.max > range.min
+        ? new WorkerAutoscaler({
+            model: info.name,
+            pool: started.pool,
+            queue: () => batcher.stats(),
+            maxBatchSize: batching.maxBatchSize,
+            settings: { ...this.#config.autoscale, minInstances: range.min, maxInstances: range.max },
+            log: this.#log,
+            onDecision: this.#autoscaleObserver?.(info.name),
+          })
+        : undefined;
+    this.#model = { info, pool: started.pool, batcher, autoscaler };
     if (this.#state === 'loading') this.#state = 'ready';
+    autoscaler?.start();
+    const scaling = autoscaler ? `, autoscaling between ${range.min} and ${range.max}` : '';
     this.#log.info(
-      { model: info.name, provider: info.provider, instances, intraOpNumThreads: info.intraOpNumThreads, batching },
-      `model ${info.name} ready on ${info.provider.toUpperCase()} with ${instances} instance(s)`,
+      { model: info.name, provider: info.provider, instances: range.initial, minInstances: range.min, maxInstances: range.max, intraOpNumThreads: info.intraOpNumThreads, batching },
+      `model ${info.name} ready on ${info.provider.toUpperCase()} with ${range.initial} instance(s)${scaling}`,
     );
   }
 
-  #instanceCount(location: ModelLocation): number {
+  /**
+   * Instances to start with, and the range the autoscaler keeps them in: fixed unless a
+   * `maxInstances` is set (inferd.json over the environment, as for `instances`).
+   */
+  #instanceRange(location: ModelLocation): { initial: number; min: number; max: number } {
     const cores = availableParallelism();
     const { config } = location;
     const threads = config.intraOpNumThreads;
@@ -147,15 +183,25 @@ export class Runtime {
     const processes = this.#config.server.processes;
     const fallback =
       config.executionProvider === 'cuda' ? 2 : Math.max(1, Math.floor((cores - processes) / (processes * threads)));
-    const instances = config.instances ?? this.#config.model.instances ?? fallback;
-    const threadsInAll = processes * instances * threads;
+    const fixed = config.instances ?? this.#config.model.instances;
+    const max = config.maxInstances ?? this.#config.autoscale.maxInstances;
+    const ownMin = config.minInstances ?? this.#config.autoscale.minInstances;
+    if (max === undefined && ownMin !== undefined) {
+      throw new InferdError('INFERD_ERR_MODEL_LOAD_FAILED', `minInstances (${ownMin}) needs a maxInstances: without it the pool does not autoscale`);
+    }
+    const min = max === undefined ? (fixed ?? fallback) : (ownMin ?? 1);
+    if (max !== undefined && min > max) {
+      throw new InferdError('INFERD_ERR_MODEL_LOAD_FAILED', `minInstances (${min}) exceeds maxInstances (${max})`);
+    }
+    const range = { initial: Math.min(max ?? min, Math.max(min, fixed ?? min)), min, max: max ?? min };
+    const threadsInAll = processes * range.max * threads;
     if (config.executionProvider === 'cpu' && threadsInAll > cores) {
       this.#log.warn(
-        { processes, instances, intraOpNumThreads: threads, cores },
+        { processes, instances: range.max, intraOpNumThreads: threads, cores },
         `processes × instances × intraOpNumThreads (${threadsInAll}) exceeds the ${cores} available cores; expect contention`,
       );
     }
-    return instances;
+    return range;
   }
 
   /** Server defaults, then inferd.json, then what the signature allows. */
@@ -179,14 +225,19 @@ export class Runtime {
     if (!this.#model || this.#state !== 'ready') {
       return Promise.reject(new InferdError('INFERD_ERR_NOT_READY', 'the model is still loading'));
     }
-    return this.#model.batcher.submit(inputs, options);
+    const { batcher, autoscaler } = this.#model;
+    if (!autoscaler) return batcher.submit(inputs, options);
+    return batcher.submit(inputs, options).then((result) => {
+      autoscaler.queueWait(result.queueMs);
+      return result;
+    });
   }
 
   stats(): RuntimeStats {
     const model = this.#model;
     return model
-      ? { ...model.batcher.stats(), busyWorkers: model.pool.busy }
-      : { queued: 0, queuedRows: 0, inFlight: 0, busyWorkers: 0 };
+      ? { ...model.batcher.stats(), busyWorkers: model.pool.busy, workers: model.pool.size, startingWorkers: model.pool.starting }
+      : { queued: 0, queuedRows: 0, inFlight: 0, busyWorkers: 0, workers: 0, startingWorkers: 0 };
   }
 
   /** Refuses new work, lets queued and running inferences finish, then stops the workers. */
@@ -195,6 +246,8 @@ export class Runtime {
     this.#state = 'draining';
     await this.#starting?.catch(() => {});
     if (this.#model) {
+      // A worker the autoscaler is still loading joins the pool before the pool closes.
+      await this.#model.autoscaler?.stop();
       await this.#model.batcher.drain();
       await this.#model.pool.close();
     }

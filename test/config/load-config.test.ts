@@ -109,6 +109,13 @@ describe('loadConfig', () => {
     ['INFERD_ASYNC_REDIS_KEY_PREFIX', 'inferd:churn', (c) => c.async.redisKeyPrefix, 'inferd:churn'],
     ['INFERD_ASYNC_LEASE_S', '30', (c) => c.async.leaseS, 30],
     ['INFERD_ASYNC_RETENTION_H', '72', (c) => c.async.retentionH, 72],
+    ['INFERD_MAX_INSTANCES', '4', (c) => c.autoscale.maxInstances, 4],
+    ['INFERD_AUTOSCALE_TARGET_UTILIZATION', '0.5', (c) => c.autoscale.targetUtilization, 0.5],
+    ['INFERD_AUTOSCALE_INTERVAL_MS', '250', (c) => c.autoscale.intervalMs, 250],
+    ['INFERD_AUTOSCALE_WINDOW_S', '30', (c) => c.autoscale.windowS, 30],
+    ['INFERD_AUTOSCALE_SCALE_IN_AFTER_S', '0', (c) => c.autoscale.scaleInAfterS, 0],
+    ['INFERD_AUTOSCALE_SCALE_IN_COOLDOWN_S', '120', (c) => c.autoscale.scaleInCooldownS, 120],
+    ['INFERD_AUTOSCALE_TARGET_CONCURRENCY', '8', (c) => c.autoscale.targetConcurrency, 8],
   ];
   for (const [name, value, read, expected] of envCases) {
     it(`${name}=${value}`, () => assert.equal(read(loadConfig({ env: { [name]: value } })), expected));
@@ -165,10 +172,20 @@ describe('loadConfig', () => {
       'INFERD_CAPTURE_MODES',
       'INFERD_CAPTURE_CSV_CONTENT_TYPES',
       'INFERD_CAPTURE_JSON_CONTENT_TYPES',
+      'INFERD_MIN_INSTANCES',
     ]);
     for (const name of Object.keys(ENV_VARS).filter((n) => !['INFERD_HOST', 'INFERD_SHUTDOWN_TIMEOUT_S'].includes(n))) {
       assert.ok(tested.has(name), `${name} has a case above`);
     }
+  });
+
+  it('takes a minimum of instances only with a maximum, and never above it', () => {
+    assert.equal(loadConfig({ env: { INFERD_MIN_INSTANCES: '2', INFERD_MAX_INSTANCES: '4' } }).autoscale.minInstances, 2);
+    assert.match(problemsOf(() => loadConfig({ env: { INFERD_MIN_INSTANCES: '2' } })).join('\n'), /autoscale\.minInstances .*needs maxInstances/);
+    assert.match(
+      problemsOf(() => loadConfig({ env: { INFERD_MIN_INSTANCES: '3', INFERD_MAX_INSTANCES: '2' } })).join('\n'),
+      /autoscale\.minInstances .*must be at most maxInstances \(2\)/,
+    );
   });
 
   it('lists every problem with the key that caused it', () => {

@@ -117,7 +117,7 @@ export async function runJob(job: AsyncJob, deps: RunDeps): Promise<JobResult> {
         splitType: 'Line',
         batchStrategy: 'MultiRecord',
         maxPayloadMb: STREAM_MINI_BATCH_MB,
-        maxConcurrentTransforms: model.instances * 2,
+        maxConcurrentTransforms: model.maxInstances * 2,
         assembleWith: 'Line',
       }),
       {},

@@ -208,7 +208,7 @@ export class AsyncInference {
   }
 
   #maxConcurrent(): number {
-    return this.#deps.settings.maxConcurrentInvocations ?? 2 * (this.#deps.runtime.model?.instances ?? 1);
+    return this.#deps.settings.maxConcurrentInvocations ?? 2 * (this.#deps.runtime.model?.maxInstances ?? 1);
   }
 
   /** Stops claiming, lets the requests running here finish and their notifications go out. */

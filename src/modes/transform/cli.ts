@@ -126,7 +126,7 @@ async function inProcessTarget(options: TransformOptions, config: Config, io: Tr
     // Whole objects and single records keep SageMaker's 6 MB limit.
     const packed = options.splitType !== 'None' && options.batchStrategy !== 'SingleRecord';
     let resolved = resolveOptions(options, {
-      MaxConcurrentTransforms: runtime.model!.instances * 2,
+      MaxConcurrentTransforms: runtime.model!.maxInstances * 2,
       MaxPayloadInMB: packed ? PACKED_PAYLOAD_MB : SAGEMAKER_PAYLOAD_MB,
       BatchStrategy: 'MULTI_RECORD',
     });

@@ -30,7 +30,7 @@ export function healthRoutes(runtime: Runtime, config: Config, { lifecycle, clus
     });
 
     app.get('/execution-parameters', async () => ({
-      MaxConcurrentTransforms: config.batch.maxConcurrentTransforms ?? runtime.model?.instances ?? 1,
+      MaxConcurrentTransforms: config.batch.maxConcurrentTransforms ?? runtime.model?.maxInstances ?? 1,
       BatchStrategy: config.batch.strategy,
       MaxPayloadInMB: config.server.maxPayloadMb,
     }));

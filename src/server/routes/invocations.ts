@@ -80,6 +80,11 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
       errorCodes.set(request, toInferdError(error, { maxPayloadMb: config.server.maxPayloadMb }).code);
       done();
     });
+    // Counted from arrival to the last byte (or the client leaving): what the container holds.
+    app.addHook('onRequest', (_request, reply, done) => {
+      reply.raw.once('close', metrics.load.started());
+      done();
+    });
     app.addHook('onResponse', (request, reply, done) => {
       metrics.request(runtime.model?.name ?? 'none', reply.statusCode, reply.elapsedTime, errorCodes.get(request));
       done();
