@@ -206,10 +206,10 @@ export const ConfigSchema = z
         maxConcurrentInvocations: z.coerce
           .number()
           .int()
-          .min(1)
+          .min(0)
           .max(1000)
           .optional()
-          .describe('Requests run at once by this instance (`MaxConcurrentInvocationsPerInstance`); unset: two per model instance (at `maxInstances` with autoscaling).'),
+          .describe('Requests run at once by this instance (`MaxConcurrentInvocationsPerInstance`); unset: two per model instance (at `maxInstances` with autoscaling). 0: accept submissions only, for a front instance while the workers scale to zero.'),
         maxPayloadMb: z.coerce
           .number()
           .positive()

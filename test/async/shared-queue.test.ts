@@ -77,4 +77,39 @@ describe('async inference on a shared Redis backlog', () => {
     for await (const object of store.list(`s3://${BUCKET}/staged/`)) staged.push(object.uri);
     assert.deepEqual(staged, []);
   });
+
+  it('an accept-only instance takes submissions and runs none; a worker started later drains them (scale from zero)', async (t) => {
+    const env = (maxConcurrent: string) => ({
+      AWS_ENDPOINT_URL_S3: s3.endpoint,
+      AWS_REGION: 'us-east-1',
+      INFERD_ASYNC_OUTPUT_PATH: `s3://${BUCKET}/from-zero`,
+      INFERD_ASYNC_INPUT_PATH: `s3://${BUCKET}/from-zero-staged`,
+      INFERD_ASYNC_REDIS_URL: redis.url,
+      INFERD_ASYNC_REDIS_KEY_PREFIX: 'from-zero',
+      INFERD_ASYNC_MAX_CONCURRENT_INVOCATIONS: maxConcurrent,
+    });
+    const front = await startServer(MODELS.forest, { env: env('0') });
+    t.after(() => front.http.close());
+    const rows = (await readFile(`${REPO_ROOT}test/fixtures/churn-requests.csv`, 'utf8')).trim().split('\n');
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const accepted = await submitAsync(front.url, { 'content-type': 'text/csv', 'x-amzn-sagemaker-inference-id': `from-zero-${i}` }, `${rows[i]}\n`);
+      assert.equal(accepted.status, 202);
+      ids.push(accepted.json.InferenceId as string);
+    }
+    // Several poll intervals pass: nothing runs on the front instance, and it says capacity is missing.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const waiting = await Promise.all(ids.map(async (id) => (await (await fetch(`${front.url}/async-invocations/${id}`)).json()) as { status: string }));
+    assert.deepEqual(waiting.map((s) => s.status), ['queued', 'queued', 'queued']);
+    const frontMetrics = await (await fetch(`${front.url}/metrics`)).text();
+    assert.equal(counterValue(frontMetrics, 'inferd_async_has_backlog_without_capacity'), 1);
+    assert.equal(counterValue(frontMetrics, 'inferd_async_backlog_size'), 3);
+
+    const worker = await startServer(MODELS.forest, { env: env('2') });
+    t.after(() => worker.http.close());
+    const statuses = await Promise.all(ids.map((id) => finished(front.url, id)));
+    assert.deepEqual(statuses.map((s) => s.status), ['completed', 'completed', 'completed']);
+    assert.equal(counterValue(await (await fetch(`${worker.url}/metrics`)).text(), 'inferd_async_completed_total'), 3);
+    assert.equal(counterValue(await (await fetch(`${front.url}/metrics`)).text(), 'inferd_async_completed_total'), 0);
+  });
 });
