@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { buildApp } from './app.js';
+import { runSimulateCommand } from './autoscale/simulate-cli.js';
 import { isClusterWorker, joinCluster, runPrimary } from './cluster.js';
 import { ConfigError, loadConfig } from './config/load-config.js';
 import { InferdError } from './errors.js';
@@ -16,6 +17,7 @@ import type { StorageSettings } from './storage/object-store.js';
 const USAGE = `Usage: inferd serve [--model-dir DIR] [--port N] [--instances N] [--processes N|auto] [--config FILE]
        inferd transform --input URI --output URI [options]   (inferd transform --help)
        inferd monitor baseline|check ...   (inferd monitor --help)
+       inferd autoscale simulate --trace FILE.csv --policy FILE.json [--out DIR]   (inferd autoscale --help)
 
 Serves the ONNX model in DIR over SageMaker's container contract (GET /ping, POST /invocations).
 Every setting can also come from the environment; see README.md, "Configuration".`;
@@ -95,6 +97,10 @@ async function main(): Promise<void> {
       if (!(error instanceof ConfigError)) throw error;
     }
     process.exitCode = await runMonitorCommand(process.argv.slice(3), io, storage);
+    return;
+  }
+  if (process.argv[2] === 'autoscale') {
+    process.exitCode = await runSimulateCommand(process.argv.slice(3));
     return;
   }
   let parsed: ReturnType<typeof parseCommandLine>;

@@ -5,8 +5,10 @@
  *
  * Target tracking follows Application Auto Scaling: capacity goes out in proportion to the
  * overshoot, at once; it comes in one step at a time, only after the metric has stayed under the
- * target for a while, and never during a cooldown. The band between "needs more" and "could do
- * with less" is the hysteresis that keeps a steady load from flapping.
+ * target for a while, and never during a cooldown (ours also holds scale-in for the scale-out
+ * cooldown after a scale-out). The band between "needs more" and "could do with less", sized by
+ * `scaleInThreshold`, is the hysteresis that keeps a steady load from flapping, also for metrics
+ * that rise when capacity is removed (concurrency grows as latency does).
  */
 
 export interface TargetTrackingSettings {
@@ -18,11 +20,11 @@ export interface TargetTrackingSettings {
   readonly scaleOutCooldownS: number;
   /** Seconds after a scale-in before the next scale-in (AAS: `ScaleInCooldown`). */
   readonly scaleInCooldownS: number;
-  /** Seconds the metric must stay above the target before capacity goes out (AAS's alarm: 3 one-minute datapoints). */
+  /** Seconds the metric must stay above the target before capacity goes out, from the first datapoint above (AAS's alarm, 3 one-minute datapoints: 120). */
   readonly scaleOutAfterS: number;
-  /** Seconds the metric must stay under the scale-in threshold before capacity comes in (AAS's alarm: 15 datapoints). */
+  /** Seconds the metric must stay under the scale-in threshold before capacity comes in (AAS's alarm, 15 one-minute datapoints: 840). */
   readonly scaleInAfterS: number;
-  /** Scale-in is considered only below this fraction of the target per instance (AAS's scale-in alarm: 0.9). */
+  /** Capacity comes in only to what the load needs at this fraction of the target (AAS's scale-in alarm: 0.9). */
   readonly scaleInThreshold: number;
   /** The most capacity one scale-in removes: capacity comes in gradually. */
   readonly maxScaleInStep: number;
@@ -128,8 +130,9 @@ export function trackTarget(
     return decide(capacity, 'hold', 'at_max', `${numbers}; at the maximum`, { ...memory, belowSinceS: undefined });
   }
 
-  const underThreshold = total < targetValue * capacity * settings.scaleInThreshold;
-  if (need >= capacity || !underThreshold) {
+  // The capacity that would keep every instance under the threshold, not merely under the target.
+  const inward = neededCapacity(total, { ...settings, targetValue: targetValue * settings.scaleInThreshold });
+  if (inward >= capacity) {
     return decide(capacity, 'hold', 'within_target', numbers, { ...memory, aboveSinceS: undefined, belowSinceS: undefined });
   }
 
@@ -147,7 +150,7 @@ export function trackTarget(
   if (sinceIn < settings.scaleInCooldownS) {
     return decide(capacity, 'hold', 'scale_in_cooldown', `${numbers}; scaled in ${format(sinceIn)} s ago (cooldown ${format(settings.scaleInCooldownS)} s)`, below);
   }
-  const desired = Math.max(need, capacity - settings.maxScaleInStep);
+  const desired = Math.max(inward, capacity - settings.maxScaleInStep);
   return decide(desired, 'scale_in', 'below_target', numbers, { ...below, lastScaleInAtS: nowS });
 }
 
@@ -155,7 +158,7 @@ export function trackTarget(
  * Async inference as SageMaker scales it: target tracking on backlog per instance (queued plus
  * running requests), which may bring capacity to zero once nothing is left, plus the step rule
  * for `HasBacklogWithoutCapacity`: at zero instances target tracking sees no datapoint, so a
- * backlog adds one instance.
+ * backlog adds one instance once it has waited `scaleOutAfterS` (the step alarm's datapoints).
  */
 export function trackBacklog(
   backlog: number,
@@ -165,12 +168,23 @@ export function trackBacklog(
   nowS: number,
 ): ScalingDecision {
   if (capacity === 0 && backlog > 0) {
+    const aboveSinceS = memory.aboveSinceS ?? nowS;
+    const reason = `${format(backlog)} requests waiting and no instance`;
+    if (nowS - aboveSinceS < settings.scaleOutAfterS) {
+      return {
+        desired: 0,
+        action: 'hold',
+        rule: 'above_target_waiting',
+        reason: `${reason} for ${format(nowS - aboveSinceS)} of ${format(settings.scaleOutAfterS)} s`,
+        memory: { ...memory, aboveSinceS, belowSinceS: undefined },
+      };
+    }
     const desired = Math.min(settings.maxCapacity, Math.max(1, settings.minCapacity));
     return {
       desired,
       action: 'scale_out',
       rule: 'backlog_without_capacity',
-      reason: `${format(backlog)} requests waiting and no instance`,
+      reason,
       memory: { ...memory, aboveSinceS: undefined, belowSinceS: undefined, lastScaleOutAtS: nowS },
     };
   }

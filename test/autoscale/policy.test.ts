@@ -61,6 +61,13 @@ describe('trackTarget', () => {
       expect: { desired: 3, action: 'hold', rule: 'within_target' },
     },
     {
+      name: 'one fewer would run at 95 % of target: hold, so a metric that rises as capacity leaves does not flap',
+      total: 19,
+      capacity: 3,
+      memory: { belowSinceS: 0 },
+      expect: { desired: 3, action: 'hold', rule: 'within_target' },
+    },
+    {
       name: 'under target, first datapoint: wait',
       total: 5,
       capacity: 4,
@@ -203,6 +210,14 @@ describe('trackBacklog', () => {
       assert.deepEqual({ desired: decision.desired, action: decision.action, rule: decision.rule }, c.expect, decision.reason);
     });
   }
+
+  it("leaves zero only once the backlog has waited as long as the step alarm's datapoints", () => {
+    const alarm = { ...backlog, scaleOutAfterS: 60 };
+    const first = trackBacklog(3, 0, {}, alarm, 1000);
+    assert.deepEqual([first.desired, first.rule], [0, 'above_target_waiting']);
+    const second = trackBacklog(3, 0, first.memory, alarm, 1060);
+    assert.deepEqual([second.desired, second.rule], [1, 'backlog_without_capacity']);
+  });
 
   it('with a minimum of one, an idle endpoint keeps one instance', () => {
     const decision = trackBacklog(0, 0, {}, { ...backlog, minCapacity: 1 }, 0);
