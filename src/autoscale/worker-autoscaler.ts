@@ -65,8 +65,11 @@ interface Sample {
   readonly queueWaitsMs: readonly number[];
 }
 
-/** Queue waits kept per interval: enough for a p95, bounded however busy the model is. */
+/** Queue waits kept per interval (a uniform sample of them): enough for a p95, bounded however busy the model is. */
 const MAX_WAITS_PER_SAMPLE = 512;
+/** After a worker fails to start, no new one for this long, doubling with each failure in a row. */
+const GROW_BACKOFF_FIRST_MS = 2_000;
+const GROW_BACKOFF_MAX_MS = 300_000;
 
 export class WorkerAutoscaler {
   readonly #options: WorkerAutoscalerOptions;
@@ -74,12 +77,14 @@ export class WorkerAutoscaler {
   #memory: PolicyMemory = {};
   #samples: Sample[] = [];
   #waits: number[] = [];
+  #waitsSeen = 0;
+  #growFailures = 0;
+  #growBlockedUntilMs = 0;
   #lastBusyMs: number;
   #lastAtMs: number;
   #timer: NodeJS.Timeout | undefined;
   /** Resizes under way; stop() waits for them. */
   #resizing = new Set<Promise<unknown>>();
-  #lastUtilization = 0;
 
   constructor(options: WorkerAutoscalerOptions) {
     this.#options = options;
@@ -116,12 +121,13 @@ export class WorkerAutoscaler {
 
   /** How long a request waited for its batch; the runtime reports each one. */
   queueWait(ms: number): void {
+    // Reservoir sampling: every wait of the interval has the same chance to be kept.
+    this.#waitsSeen += 1;
     if (this.#waits.length < MAX_WAITS_PER_SAMPLE) this.#waits.push(ms);
-  }
-
-  /** Busy workers plus queued batches per instance, over the last window: what the policy tracks. */
-  get utilization(): number {
-    return this.#lastUtilization;
+    else {
+      const slot = Math.floor(Math.random() * this.#waitsSeen);
+      if (slot < MAX_WAITS_PER_SAMPLE) this.#waits[slot] = ms;
+    }
   }
 
   /** Samples, decides, and starts the resize it decided; returns the decision. */
@@ -138,6 +144,7 @@ export class WorkerAutoscaler {
       queueWaitsMs: this.#waits,
     });
     this.#waits = [];
+    this.#waitsSeen = 0;
     this.#lastBusyMs = busyMs;
     this.#lastAtMs = nowMs;
     const windowStart = nowMs - settings.windowS * 1000;
@@ -146,9 +153,10 @@ export class WorkerAutoscaler {
     const signals = this.#signals();
     const capacity = pool.size + pool.starting;
     const total = signals.busyWorkers + signals.queuedBatches;
-    this.#lastUtilization = pool.size === 0 ? 0 : total / pool.size;
-    const decision = trackTarget(total, capacity, this.#memory, this.#policy, nowMs / 1000);
-    this.#memory = decision.memory;
+    const decided = trackTarget(total, capacity, this.#memory, this.#policy, nowMs / 1000);
+    const decision = this.#feasible(decided, capacity, nowMs);
+    // A decision held back leaves the policy's memory as it was: it did not take effect.
+    if (decision === decided) this.#memory = decision.memory;
     this.#act(decision, capacity, signals);
     return decision;
   }
@@ -163,6 +171,20 @@ export class WorkerAutoscaler {
       instances: this.#options.pool.size,
       starting: this.#options.pool.starting,
     };
+  }
+
+  /**
+   * The policy's decision, or a hold when the pool cannot carry it out now: no new worker while
+   * starting them keeps failing (backing off), no removal while one is still loading (only a
+   * ready worker could go, which the loading one may not replace).
+   */
+  #feasible(decision: ScalingDecision, capacity: number, nowMs: number): ScalingDecision {
+    const hold = (reason: string): ScalingDecision => ({ ...decision, desired: capacity, action: 'hold', reason: `${decision.reason}; ${reason}` });
+    if (decision.action === 'scale_out' && nowMs < this.#growBlockedUntilMs) {
+      return hold(`held: ${this.#growFailures} worker start(s) failed in a row, next try in ${Math.ceil((this.#growBlockedUntilMs - nowMs) / 1000)} s`);
+    }
+    if (decision.action === 'scale_in' && this.#options.pool.starting > 0) return hold('held: a worker is still loading');
+    return decision;
   }
 
   #act(decision: ScalingDecision, capacity: number, signals: WorkerSignals): void {
@@ -180,7 +202,18 @@ export class WorkerAutoscaler {
         .catch((error: unknown) => log.error({ model, err: error }, `autoscale ${model}: ${decision.action} failed`))
         .finally(() => this.#resizing.delete(resize));
     };
-    for (let n = capacity; n < decision.desired; n += 1) track(pool.grow());
+    const grow = () =>
+      pool.grow().then(
+        () => {
+          this.#growFailures = 0;
+        },
+        (error: unknown) => {
+          this.#growFailures += 1;
+          this.#growBlockedUntilMs = performance.now() + Math.min(GROW_BACKOFF_MAX_MS, GROW_BACKOFF_FIRST_MS * 2 ** (this.#growFailures - 1));
+          throw error;
+        },
+      );
+    for (let n = capacity; n < decision.desired; n += 1) track(grow());
     for (let n = capacity; n > decision.desired; n -= 1) track(pool.shrink());
   }
 }

@@ -244,14 +244,14 @@ export const ConfigSchema = z
           .min(1)
           .max(256)
           .optional()
-          .describe('Fewest model instances while the pool follows load; unset: 1. Only with `maxInstances`. `inferd.json` overrides.'),
+          .describe('Fewest model instances while the pool follows load; unset: 1. Needs a `maxInstances` (here or in `inferd.json`). `inferd.json` overrides.'),
         maxInstances: z.coerce
           .number()
           .int()
           .min(1)
           .max(256)
           .optional()
-          .describe('Most model instances; setting it turns worker autoscaling on (the pool starts at `instances`, or `minInstances`). `inferd.json` overrides.'),
+          .describe('Most model instances, per server process; setting it turns worker autoscaling on (the pool starts at `instances`, or `minInstances`). `inferd.json` overrides.'),
         targetUtilization: z.coerce
           .number()
           .positive()
@@ -285,10 +285,8 @@ export const ConfigSchema = z
     if (config.async.redisUrl !== undefined && config.async.outputPath !== undefined && config.async.inputPath === undefined) {
       ctx.addIssue({ code: 'custom', path: ['async', 'inputPath'], message: 'is required with a Redis queue: every instance must read staged inline payloads' });
     }
+    // A minimum alone may meet a maximum from inferd.json: the runtime checks the pair it resolves.
     const { minInstances, maxInstances } = config.autoscale;
-    if (minInstances !== undefined && maxInstances === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['autoscale', 'minInstances'], message: 'needs maxInstances: without it the pool does not autoscale' });
-    }
     if (minInstances !== undefined && maxInstances !== undefined && minInstances > maxInstances) {
       ctx.addIssue({ code: 'custom', path: ['autoscale', 'minInstances'], message: `must be at most maxInstances (${maxInstances})` });
     }

@@ -30,35 +30,60 @@ export interface StartedPool {
 }
 
 class Instance {
-  /** Tasks handed to this instance and not yet answered: one running, the rest queued in Piscina. */
-  outstanding = 0;
+  /** A task is running (or handed over): each instance takes one at a time from the pool's queue. */
+  busy = false;
   busySinceMs: number | undefined;
   #waiters: Array<() => void> = [];
+  /** Resolves once the current worker thread has started (or failed to): only then may it be closed. */
+  #started: Promise<void> = Promise.resolve();
   #closed: Promise<void> | undefined;
 
-  constructor(readonly piscina: Piscina) {}
+  constructor(
+    readonly piscina: Piscina,
+    onWorkerError: (error: Error) => void,
+  ) {
+    piscina.on('error', (error: Error) => {
+      onWorkerError(error);
+      // Piscina replaces a dead worker at once; the new one loads and warms up, inside run().
+      this.#started = new Promise((resolve) => {
+        const onMessage = (message: unknown) => {
+          if (!isWorkerStartMessage(message)) return;
+          piscina.off('message', onMessage);
+          if (message.type === 'inferd:load-failed') onWorkerError(new Error(`a replaced worker cannot load its model: ${message.message}`));
+          resolve();
+        };
+        piscina.on('message', onMessage);
+      });
+    });
+  }
 
-  /** Resolves once the instance holds no task. */
+  /** Resolves once the instance runs nothing. */
   idle(): Promise<void> {
-    return this.outstanding === 0 ? Promise.resolve() : new Promise((resolve) => this.#waiters.push(resolve));
+    return this.busy ? new Promise((resolve) => this.#waiters.push(resolve)) : Promise.resolve();
   }
 
   settled(): void {
-    if (this.outstanding > 0) return;
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const resolve of waiters) resolve();
   }
 
-  /** Finishes the tasks it holds, then stops its worker; once, whoever asks first. */
+  /** Finishes its task, waits for a replaced worker to start, then stops; once, whoever asks first. */
   close(): Promise<void> {
-    this.#closed ??= this.idle().then(() => this.piscina.close());
+    this.#closed ??= this.idle()
+      .then(() => this.#started)
+      .then(() => this.piscina.close());
     return this.#closed;
   }
 }
 
+interface QueuedTask {
+  readonly inputs: NamedTensors;
+  readonly resolve: (outcome: InferenceOutcome) => void;
+}
+
 /** Starts one instance; resolves once its session is loaded and warmed up. */
-function startInstance(worker: WorkerOptions): Promise<{ instance: Instance; ready: ReadyMessage }> {
+function startInstance(worker: WorkerOptions, onWorkerError: (error: Error) => void): Promise<{ instance: Instance; ready: ReadyMessage }> {
   const piscina = new Piscina({
     filename: WORKER_FILE,
     workerData: worker,
@@ -83,7 +108,8 @@ function startInstance(worker: WorkerOptions): Promise<{ instance: Instance; rea
       if (!isWorkerStartMessage(message)) return;
       if (message.type === 'inferd:load-failed') return fail(message.message);
       done();
-      resolve({ instance: new Instance(piscina), ready: message });
+      // The instance listens for errors from here on: an unheard worker error would end the process.
+      resolve({ instance: new Instance(piscina, onWorkerError), ready: message });
     };
     const onError = (error: Error) => fail(error.message);
     piscina.on('message', onMessage);
@@ -94,34 +120,42 @@ function startInstance(worker: WorkerOptions): Promise<{ instance: Instance; rea
 export class WorkerPool {
   readonly #worker: WorkerOptions;
   readonly #onWorkerError: (error: Error) => void;
+  /** What the first instances reported: an instance added later must match it. */
+  readonly #first: ReadyMessage;
   #onResize: ((instances: number) => void) | undefined;
   /** Instances taking work, oldest first. */
   #ready: Instance[] = [];
-  /** Instances finishing their last tasks before they close. */
+  /** Instances finishing their last task before they close. */
   #leaving = new Set<Instance>();
-  #starting = new Set<Promise<unknown>>();
+  #starting = new Set<Promise<{ instance: Instance; ready: ReadyMessage }>>();
+  /**
+   * Tasks waiting for a free instance, in order. One queue for the pool, so that a task goes to
+   * whichever instance frees first, never behind a long task while another instance is idle.
+   */
+  #queue: QueuedTask[] = [];
   #closing: Promise<void> | undefined;
   /** Worker-milliseconds of busy time of every instance that has since gone idle. */
   #busyMsDone = 0;
 
-  private constructor(worker: WorkerOptions, onWorkerError: (error: Error) => void) {
+  private constructor(worker: WorkerOptions, onWorkerError: (error: Error) => void, first: ReadyMessage) {
     this.#worker = worker;
     this.#onWorkerError = onWorkerError;
+    this.#first = first;
   }
 
   /** Starts `size` instances and resolves once every one has loaded and warmed up its session. */
   static async start(size: number, worker: WorkerOptions, onWorkerError: (error: Error) => void): Promise<StartedPool> {
-    const pool = new WorkerPool(worker, onWorkerError);
-    const started = await Promise.allSettled(Array.from({ length: size }, () => startInstance(worker)));
+    const started = await Promise.allSettled(Array.from({ length: size }, () => startInstance(worker, onWorkerError)));
     const failure = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     const instances = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     if (failure) {
       await Promise.all(instances.map(({ instance }) => instance.close()));
       throw failure.reason;
     }
+    const first = instances[0]!.ready;
+    const pool = new WorkerPool(worker, onWorkerError, first);
     for (const { instance } of instances) pool.#adopt(instance);
-    const { signature, provider, warnings } = instances[0]!.ready;
-    return { pool, signature, provider, warnings };
+    return { pool, signature: first.signature, provider: first.provider, warnings: first.warnings };
   }
 
   /** Tells `listener` the number of instances taking work whenever it changes. */
@@ -139,10 +173,10 @@ export class WorkerPool {
     return this.#starting.size;
   }
 
-  /** Instances running (or holding) a task, leaving ones included. */
+  /** Instances running a task, leaving ones included. */
   get busy(): number {
     let busy = 0;
-    for (const instance of [...this.#ready, ...this.#leaving]) if (instance.outstanding > 0) busy += 1;
+    for (const instance of [...this.#ready, ...this.#leaving]) if (instance.busy) busy += 1;
     return busy;
   }
 
@@ -155,28 +189,42 @@ export class WorkerPool {
     return total;
   }
 
-  /** Adds one instance once it has loaded and warmed up. Rejects with the load error; the pool is unchanged then. */
+  /**
+   * Adds one instance once it has loaded and warmed up. Rejects with the load error, or when the
+   * new session differs from the others (another provider after a failed GPU allocation, another
+   * signature after the file changed); the pool is unchanged then.
+   */
   async grow(): Promise<void> {
     if (this.#closing) throw new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the worker pool is closing');
-    const starting = startInstance(this.#worker);
+    const starting = startInstance(this.#worker, this.#onWorkerError);
     this.#starting.add(starting);
     try {
-      const { instance } = await starting;
+      const { instance, ready } = await starting;
       // Closing began while it loaded: close() waits for it and closes it.
-      if (!this.#closing) this.#adopt(instance);
+      if (this.#closing) return;
+      const differs =
+        ready.provider !== this.#first.provider
+          ? `runs on ${ready.provider.toUpperCase()}, the others on ${this.#first.provider.toUpperCase()}`
+          : JSON.stringify(ready.signature) !== JSON.stringify(this.#first.signature)
+            ? 'has another signature than the others (the model file changed?)'
+            : undefined;
+      if (differs) {
+        await instance.close();
+        throw new InferdError('INFERD_ERR_MODEL_LOAD_FAILED', `a new instance of ${this.#worker.onnxPath} ${differs}: not added`);
+      }
+      this.#adopt(instance);
     } finally {
       this.#starting.delete(starting);
     }
   }
 
   /**
-   * Takes one instance out of service (the one holding the least work, the newest among equals),
-   * lets it finish its tasks, then closes it. False when only one instance is left.
+   * Takes one instance out of service (an idle one, the newest, if any), lets it finish its task,
+   * then closes it. False when only one instance is left.
    */
   async shrink(): Promise<boolean> {
     if (this.#ready.length <= 1 || this.#closing) return false;
-    let leaving = this.#ready.at(-1)!;
-    for (const instance of this.#ready) if (instance.outstanding < leaving.outstanding) leaving = instance;
+    const leaving = this.#ready.findLast((instance) => !instance.busy) ?? this.#ready.at(-1)!;
     this.#ready = this.#ready.filter((instance) => instance !== leaving);
     this.#leaving.add(leaving);
     this.#onResize?.(this.#ready.length);
@@ -186,32 +234,46 @@ export class WorkerPool {
   }
 
   #adopt(instance: Instance): void {
-    instance.piscina.on('error', this.#onWorkerError);
     this.#ready.push(instance);
     this.#onResize?.(this.#ready.length);
+    this.#dispatch();
   }
 
-  /** Runs on the instance holding the fewest tasks; the oldest among equals, so light load stays on warm instances. */
-  async run(inputs: NamedTensors): Promise<InferenceOutcome> {
-    let target = this.#ready[0];
-    if (!target) return { ok: false, code: 'INFERD_ERR_SHUTTING_DOWN', message: 'no model instance is running' };
-    for (const instance of this.#ready) if (instance.outstanding < target.outstanding) target = instance;
+  /** Runs on the first instance to be free; the oldest among idle ones, so light load stays on warm instances. */
+  run(inputs: NamedTensors): Promise<InferenceOutcome> {
+    if (this.#ready.length === 0) return Promise.resolve({ ok: false, code: 'INFERD_ERR_SHUTTING_DOWN', message: 'no model instance is running' });
+    return new Promise((resolve) => {
+      this.#queue.push({ inputs, resolve });
+      this.#dispatch();
+    });
+  }
+
+  #dispatch(): void {
+    while (this.#queue.length > 0) {
+      const instance = this.#ready.find((candidate) => !candidate.busy);
+      if (!instance) return;
+      void this.#runOn(instance, this.#queue.shift()!);
+    }
+  }
+
+  async #runOn(instance: Instance, { inputs, resolve }: QueuedTask): Promise<void> {
     const transferList = [...new Set(Object.values(inputs).map((t) => t.data.buffer as ArrayBuffer))];
     const task: InferenceTask = { inputs };
-    if (target.outstanding === 0) target.busySinceMs = performance.now();
-    target.outstanding += 1;
+    instance.busy = true;
+    instance.busySinceMs = performance.now();
+    let outcome: InferenceOutcome;
     try {
-      return (await target.piscina.run(task, { transferList })) as InferenceOutcome;
+      outcome = (await instance.piscina.run(task, { transferList })) as InferenceOutcome;
     } catch (error) {
-      return { ok: false, code: 'INFERD_ERR_INFERENCE_FAILED', message: `worker failed: ${(error as Error).message}` };
-    } finally {
-      target.outstanding -= 1;
-      if (target.outstanding === 0) {
-        this.#busyMsDone += performance.now() - target.busySinceMs!;
-        target.busySinceMs = undefined;
-      }
-      target.settled();
+      outcome = { ok: false, code: 'INFERD_ERR_INFERENCE_FAILED', message: `worker failed: ${(error as Error).message}` };
     }
+    instance.busy = false;
+    this.#busyMsDone += performance.now() - instance.busySinceMs;
+    instance.busySinceMs = undefined;
+    instance.settled();
+    // The next task first, so the worker is busy again before this result is handled.
+    this.#dispatch();
+    resolve(outcome);
   }
 
   /** Waits for instances still loading and for running tasks, then stops every worker. */
@@ -219,9 +281,11 @@ export class WorkerPool {
     this.#closing ??= (async () => {
       // A worker still warming up is inside run(): it may only be closed once it has started.
       const late = await Promise.allSettled([...this.#starting]);
-      const lateInstances = late.flatMap((s) => (s.status === 'fulfilled' ? [(s.value as { instance: Instance }).instance] : []));
+      const lateInstances = late.flatMap((s) => (s.status === 'fulfilled' ? [s.value.instance] : []));
       const all = [...this.#ready, ...this.#leaving, ...lateInstances];
+      this.#ready = [];
       await Promise.all(all.map((instance) => instance.close()));
+      this.#leaving.clear();
     })();
     return this.#closing;
   }

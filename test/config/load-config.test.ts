@@ -179,9 +179,10 @@ describe('loadConfig', () => {
     }
   });
 
-  it('takes a minimum of instances only with a maximum, and never above it', () => {
+  it('takes a minimum of instances never above the maximum', () => {
     assert.equal(loadConfig({ env: { INFERD_MIN_INSTANCES: '2', INFERD_MAX_INSTANCES: '4' } }).autoscale.minInstances, 2);
-    assert.match(problemsOf(() => loadConfig({ env: { INFERD_MIN_INSTANCES: '2' } })).join('\n'), /autoscale\.minInstances .*needs maxInstances/);
+    // Alone it may meet a maximum in inferd.json: the runtime checks the pair.
+    assert.equal(loadConfig({ env: { INFERD_MIN_INSTANCES: '2' } }).autoscale.minInstances, 2);
     assert.match(
       problemsOf(() => loadConfig({ env: { INFERD_MIN_INSTANCES: '3', INFERD_MAX_INSTANCES: '2' } })).join('\n'),
       /autoscale\.minInstances .*must be at most maxInstances \(2\)/,

@@ -128,7 +128,10 @@ export class AsyncInference {
     this.#timers.push(every(EXPIRY_SWEEP_MS, () => this.#expire(), 'expiry sweep'));
     // An accept-only instance (no invocations of its own) takes submissions while the workers
     // scale from zero: it never claims, and never counts itself as a consumer of the backlog.
-    if (this.#maxConcurrent() === 0) return;
+    if (this.#maxConcurrent() === 0) {
+      if (queue.kind === 'sqlite') log.warn({}, 'async: accept-only with the embedded queue: only another process on this state directory runs what is accepted');
+      return;
+    }
     this.#renewal = every(Math.max(100, Math.floor(settings.leaseMs / 3)), () => queue.renew(this.#now()), 'lease renewal');
     this.#timers.push(every(POLL_INTERVAL_MS, async () => this.#pump(), 'poll'));
     await queue.renew(this.#now());
