@@ -167,8 +167,17 @@ describe('under load', () => {
       const inFlight = [invoke(child.url, long, { 'content-type': 'application/x-npy', accept: 'application/x-npy' })];
       await until('the long request runs', (s) => s.inFlight === 1);
       for (let i = 0; i < 63; i += 1) inFlight.push(invoke(child.url, rows(20), { 'content-type': 'application/json' }));
-      // Signal only once every request has reached the server's queue: those are in flight.
-      await until('all 64 requests queued or running', (s) => s.queued + s.inFlight === 64);
+      // Signal only once the server holds all 64 (queued, merged into batches or running): those
+      // are in flight. Batches are not requests, so the count comes from the concurrency gauge.
+      const deadline = Date.now() + 20_000;
+      const concurrent = async () => {
+        const text = await (await fetch(`${child.url}/metrics`)).text();
+        return Number(/^inferd_concurrent_requests\{[^}]*\} (\d+)$/m.exec(text)?.[1] ?? 0);
+      };
+      for (let held = await concurrent(); held !== 64; held = await concurrent()) {
+        assert.ok(Date.now() < deadline, `the server holds ${held} of 64 requests`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
       child.process.kill('SIGTERM');
       const results = await Promise.all(inFlight);
       assert.deepEqual(results.map((r) => r.status), Array(64).fill(200));
