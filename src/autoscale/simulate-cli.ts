@@ -47,6 +47,8 @@ class UsageError extends Error {}
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
 const SAFE_NAME = /^[\w.-]+$/;
+/** A week in 1-second steps: more is a mistake (a tiny stepS), and would take gigabytes. */
+const MAX_STEPS = 604_800;
 
 const processIo: AutoscaleIo = {
   stdout: (text) => process.stdout.write(text),
@@ -89,6 +91,13 @@ export async function simulateFiles(request: SimulationRequest): Promise<Simulat
   const trace = parseTrace(await readInput(request.tracePath, 'trace'), request.tracePath);
   const policy = parsePolicyFile(await readInput(request.policyPath, 'policy'), request.policyPath);
   const name = request.name ?? basename(request.tracePath, extname(request.tracePath)).replace(/[^\w.-]/g, '_');
+  const steps = Math.ceil((trace.at(-1)!.atS - trace[0]!.atS) / policy.stepS);
+  if (steps > MAX_STEPS) {
+    throw new InferdError(
+      'INFERD_ERR_CONFIG_INVALID',
+      `${request.policyPath}: stepS ${policy.stepS} makes ${steps} steps of the trace, more than ${MAX_STEPS}: use a larger step`,
+    );
+  }
   const { timeline, summary } = simulate(trace, policy);
   const report: SimulationReport = {
     name,

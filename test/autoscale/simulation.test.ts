@@ -3,7 +3,7 @@
  * the two input files' validation, the chart's XML, and the real CLI on a shipped trace.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -302,7 +302,12 @@ describe('timelineSvg', () => {
 
 describe('inferd autoscale simulate', () => {
   let out: string;
-  before(async () => (out = await mkdtemp(join(tmpdir(), 'inferd-autoscale-'))));
+  before(async () => {
+    out = await mkdtemp(join(tmpdir(), 'inferd-autoscale-'));
+    // A step so small that a day of trace would be 691,200 steps (gigabytes of timeline).
+    const policy = JSON.parse(await readFile(join(REPO_ROOT, 'bench/policies/sagemaker-invocations.json'), 'utf8'));
+    await writeFile(join(out, 'tiny-step.json'), JSON.stringify({ ...policy, stepS: 0.125 }));
+  });
   after(() => rm(out, { recursive: true, force: true }));
 
   it('writes the chart, the summary and its JSON for a shipped trace', async () => {
@@ -328,12 +333,14 @@ describe('inferd autoscale simulate', () => {
     ['a missing --policy', ['simulate', '--trace', file('bench/traces/spike.csv')], 2, /--policy is required\n\nUsage:/],
     ['an unknown subcommand', ['replay'], 2, /unknown autoscale command 'replay'/],
     ['a trace that does not exist', ['simulate', '--trace', file('no/such.csv'), '--policy', file('bench/policies/async-backlog.json')], 1, /\[INFERD_ERR_CONFIG_INVALID\] cannot read the trace file \S+no\/such\.csv/],
+    ['a step too small for the trace', ['simulate', '--trace', file('bench/traces/daily.csv'), '--policy', 'TINY_STEP'], 1, /stepS 0\.125 makes 691200 steps of the trace, more than 604800/],
     ['a policy file that is not one', ['simulate', '--trace', file('bench/traces/spike.csv'), '--policy', file('bench/traces/daily.csv')], 1, /bench\/traces\/daily\.csv is not valid JSON/],
   ];
   for (const [name, argv, expectedCode, message] of cases) {
     it(`exits ${expectedCode} on ${name}`, async () => {
       let stderr = '';
-      const code = await runSimulateCommand([...argv, '--out', out], { stdout: () => {}, stderr: (text) => (stderr += text) });
+      const args = argv.map((arg) => (arg === 'TINY_STEP' ? join(out, 'tiny-step.json') : arg));
+      const code = await runSimulateCommand([...args, '--out', out], { stdout: () => {}, stderr: (text) => (stderr += text) });
       assert.equal(code, expectedCode);
       assert.match(stderr, message);
     });
