@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { MODELS, REPO_ROOT, invoke } from '../helper.js';
 import { freePort, spawnServer, waitUntilReady } from '../child.js';
+import { counterValue } from '../async/toolkit.js';
 import { writeNpy } from '../npy.js';
 
 const ROW = Array.from({ length: 20 }, (_, i) => i / 10);
@@ -172,7 +173,7 @@ describe('under load', () => {
       const deadline = Date.now() + 20_000;
       const concurrent = async () => {
         const text = await (await fetch(`${child.url}/metrics`)).text();
-        return Number(/^inferd_concurrent_requests\{[^}]*\} (\d+)$/m.exec(text)?.[1] ?? 0);
+        return counterValue(text, 'inferd_concurrent_requests{model="slow-matmul"}');
       };
       for (let held = await concurrent(); held !== 64; held = await concurrent()) {
         assert.ok(Date.now() < deadline, `the server holds ${held} of 64 requests`);
