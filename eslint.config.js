@@ -29,6 +29,18 @@ export default tseslint.config(
       { group: ['../codecs/*', '!../codecs/tensor.js'], message: 'the runtime takes tensors, not bytes' },
     ]),
   },
+  // One decoder for compressed bodies, so every door (HTTP, async, transform) decodes and limits
+  // them alike. (The typescript-eslint rule, so it adds to the per-folder rules above.)
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/codecs/content-encoding.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        { paths: [{ name: 'node:zlib', message: 'decode content codings with src/codecs/content-encoding.ts' }] },
+      ],
+    },
+  },
   {
     files: ['src/**/*.ts'],
     ignores: ['src/config/**', 'src/main.ts'],

@@ -3,7 +3,10 @@
  * listening. `main.ts` listens and handles signals; tests call this directly.
  */
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { Server as NetServer } from 'node:net';
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
@@ -20,7 +23,8 @@ import { SqliteQueue } from './modes/async/sqlite-queue.js';
 import { DEFAULT_WEBHOOK_SETTINGS, Webhooks } from './modes/async/webhooks.js';
 import { Runtime } from './runtime/runtime.js';
 import { installBodyParser } from './server/content-types.js';
-import { installErrorHandler, sendError, toInferdError } from './server/error-handler.js';
+import { answerError, installErrorHandler, toInferdError } from './server/error-handler.js';
+import { RequestBodies } from './server/request-body.js';
 import { asyncInvocationRoutes } from './server/routes/async-invocations.js';
 import { healthRoutes } from './server/routes/health.js';
 import { invocationRoutes } from './server/routes/invocations.js';
@@ -34,6 +38,11 @@ export interface App {
   readonly metrics: Metrics;
   /** Present when this process is one of several serving the port (`--processes`). */
   readonly cluster: ClusterLink | undefined;
+  /**
+   * SIGTERM: answers every request that reaches the server (those in flight with their result,
+   * later ones with 503 and `Connection: close`), accepts no new connection, then closes.
+   */
+  drain(): Promise<void>;
 }
 
 export interface AppOptions {
@@ -44,6 +53,9 @@ export interface AppOptions {
 }
 
 const MIB = 1024 * 1024;
+/** A refused body is read and thrown away up to 4x the limit, for at most 10 s (README). */
+const DISCARD_LIMIT_FACTOR = 4;
+const DISCARD_MAX_MS = 10_000;
 
 /**
  * One debug line per request once it is answered, named by the SageMaker inference id when the
@@ -113,6 +125,12 @@ function buildAsync(config: Config, runtime: Runtime, metrics: Metrics, log: Fas
 
 export function buildApp(config: Config, options: AppOptions = {}): App {
   const bodyLimitBytes = Math.floor(config.server.maxPayloadMb * MIB);
+  const bodies = new RequestBodies({
+    maxBytes: bodyLimitBytes,
+    limitText: `${config.server.maxPayloadMb} MB (the limit set by SAGEMAKER_MAX_PAYLOAD_IN_MB)`,
+    discardMaxBytes: DISCARD_LIMIT_FACTOR * bodyLimitBytes,
+    discardMaxMs: DISCARD_MAX_MS,
+  });
   const http = Fastify({
     logger: { level: config.server.logLevel },
     // SageMaker's inference id, when a client sends one, names the request in every log line.
@@ -126,8 +144,8 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
     // Our own onRequest hook answers during shutdown, in inferd's error shape.
     return503OnClosing: false,
     // Errors raised before routing (a malformed URL) get inferd's error shape too.
-    frameworkErrors: (error, _request, reply) => {
-      sendError(reply, toInferdError(error, { maxPayloadMb: config.server.maxPayloadMb }));
+    frameworkErrors: (error, request, reply) => {
+      void answerError(bodies, request, reply, toInferdError(error));
     },
     // Requests Node cannot even parse (bad framing): a plain 400 in the same shape, then close.
     clientErrorHandler: (_error, socket) => {
@@ -147,8 +165,9 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
   const cluster = options.joinCluster?.(metrics.registry);
   const asyncInference = config.async.outputPath !== undefined ? buildAsync(config, runtime, metrics, http.log, options.clock) : undefined;
 
-  installBodyParser(http, bodyLimitBytes);
-  installErrorHandler(http, { maxPayloadMb: config.server.maxPayloadMb });
+  installBodyParser(http, bodies);
+  installErrorHandler(http, bodies);
+  bodies.handleExpectContinue(http.server);
 
   // Shutdown: from the first moment /ping answers 503 and new requests are refused, while the
   // requests already accepted run to the end; only once HTTP has drained do the workers stop.
@@ -160,7 +179,7 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
   http.addHook('onRequest', (request, reply, done) => {
     if (!lifecycle.closing || request.url === '/ping') return done();
     reply.header('connection', 'close');
-    sendError(reply, new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down'));
+    void answerError(bodies, request, reply, new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down'));
   });
   // Node keeps a keep-alive connection open after close() unless the response says otherwise.
   http.addHook('onSend', (_request, reply, payload, done) => {
@@ -180,6 +199,24 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
   void http.register(healthRoutes(runtime, config, { lifecycle, cluster }));
   void http.register(invocationRoutes(runtime, config, metrics, capture));
   void http.register(metricsRoutes(metrics, cluster));
-  if (asyncInference) void http.register(asyncInvocationRoutes(asyncInference));
-  return { http, runtime, metrics, cluster };
+  if (asyncInference) void http.register(asyncInvocationRoutes(asyncInference, bodies));
+
+  const drain = async () => {
+    lifecycle.closing = true;
+    // Stop accepting connections but keep the open ones: Node's HTTP close() would also close
+    // idle keep-alive connections at once, resetting a request a client has just sent on one.
+    // (net.Server's close is what http.Server's calls after closing the idle connections.)
+    if (http.server.listening) NetServer.prototype.close.call(http.server);
+    // Requests arriving on open connections meanwhile are answered 503 with Connection: close.
+    // The grace ends early once every connection has closed.
+    const grace = new AbortController();
+    await Promise.race([
+      once(http.server, 'close', { signal: grace.signal }),
+      sleep(config.server.drainIdleGraceMs, undefined, { signal: grace.signal }),
+    ]);
+    grace.abort();
+    // Closes the connections still idle, waits for those with requests in flight, then the workers.
+    await http.close();
+  };
+  return { http, runtime, metrics, cluster, drain };
 }

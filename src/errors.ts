@@ -6,10 +6,14 @@
  */
 
 export const ERROR_CODES = {
-  INFERD_ERR_BODY_MALFORMED: { status: 400, summary: 'The body cannot be parsed as its Content-Type says.' },
+  INFERD_ERR_BODY_MALFORMED: {
+    status: 400,
+    summary: 'The body cannot be parsed as its Content-Type says, or its `Content-Encoding` stream is corrupt.',
+  },
   INFERD_ERR_BODY_EMPTY: { status: 400, summary: 'The request has no body.' },
   INFERD_ERR_BAD_REQUEST: { status: 400, summary: 'The request line or headers are malformed.' },
   INFERD_ERR_NOT_FOUND: { status: 404, summary: 'No such route.' },
+  INFERD_ERR_METHOD_NOT_ALLOWED: { status: 405, summary: 'The route exists for other methods; `Allow` lists them.' },
   INFERD_ERR_ASYNC_INPUT_FORBIDDEN: {
     status: 403,
     summary: 'The async `X-Amzn-SageMaker-InputLocation` is outside `INFERD_ASYNC_ALLOWED_INPUT_PREFIXES`.',
@@ -27,6 +31,10 @@ export const ERROR_CODES = {
   INFERD_ERR_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     summary: 'The `Content-Type` is not supported, or not for this model.',
+  },
+  INFERD_ERR_UNSUPPORTED_CONTENT_ENCODING: {
+    status: 415,
+    summary: 'The `Content-Encoding` is not `gzip`, `deflate` or `identity`.',
   },
   INFERD_ERR_INPUT_INVALID: {
     status: 422,

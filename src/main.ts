@@ -38,13 +38,27 @@ function parseCommandLine(argv: readonly string[]) {
   return { command: positionals[0], extra: positionals.slice(1), values };
 }
 
+/**
+ * Node's warnings (the AWS SDK's NodeVersionSupportWarning among them) become log lines, so
+ * every line the server writes is JSON. Warnings are emitted on the next tick, so those raised
+ * while the app is built still arrive here.
+ */
+function logWarnings(log: { warn(object: object, message: string): void }): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (warning: Error & { code?: string }) => {
+    log.warn({ warning: { name: warning.name, code: warning.code } }, warning.message);
+  });
+}
+
 async function serve(flags: Record<string, string | undefined>, configFile: string | undefined): Promise<void> {
   const config = loadConfig({ flags, env: process.env, configFile });
   if (config.server.processes > 1 && !isClusterWorker()) {
     const log = pino({ level: config.server.logLevel });
+    logWarnings(log);
     process.exit(await runPrimary(config.server.processes, config.server.shutdownTimeoutS, log));
   }
-  const { http, runtime, cluster } = buildApp(config, { joinCluster: isClusterWorker() ? joinCluster : undefined });
+  const { http, runtime, cluster, drain } = buildApp(config, { joinCluster: isClusterWorker() ? joinCluster : undefined });
+  logWarnings(http.log);
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -56,7 +70,7 @@ async function serve(flags: Record<string, string | undefined>, configFile: stri
       process.exit(1);
     }, config.server.shutdownTimeoutS * 1000);
     deadline.unref();
-    await http.close();
+    await drain();
     http.log.info('drained; exiting');
     process.exit(0);
   };

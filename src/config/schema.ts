@@ -84,6 +84,15 @@ export const ConfigSchema = z
           .default(1)
           .describe('Server processes sharing the port (node:cluster), each with its own batchers and instances; `auto`: cores / 2.'),
         shutdownTimeoutS: seconds('Longest drain on SIGTERM before the process exits anyway (SageMaker kills at 30 s).', 25),
+        drainIdleGraceMs: z.coerce
+          .number()
+          .int()
+          .min(0)
+          .max(60_000)
+          .default(1000)
+          .describe(
+            'On SIGTERM, how long keep-alive connections stay open (no new ones are accepted) so that a request already on the wire is answered 503 rather than reset; then idle ones close.',
+          ),
       })
       .strict()
       .prefault({}),
@@ -354,6 +363,7 @@ export const ENV_VARS: Record<string, readonly [keyof Config, string]> = {
   INFERD_HOST: ['server', 'host'],
   INFERD_PROCESSES: ['server', 'processes'],
   INFERD_SHUTDOWN_TIMEOUT_S: ['server', 'shutdownTimeoutS'],
+  INFERD_DRAIN_IDLE_GRACE_MS: ['server', 'drainIdleGraceMs'],
   INFERD_MODEL_DIR: ['model', 'dir'],
   INFERD_MAX_BATCH_SIZE: ['batching', 'maxBatchSize'],
   INFERD_MAX_QUEUE_DELAY_MS: ['batching', 'maxQueueDelayMs'],

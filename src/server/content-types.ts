@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { decoderFor, encoderFor, negotiateResponseType, SUPPORTED_REQUEST_TYPES, SUPPORTED_RESPONSE_TYPES } from '../codecs/registry.js';
 import type { RequestDecoder, ResponseEncoder } from '../codecs/codec.js';
 import { notAcceptable, unsupportedMediaType } from '../errors.js';
+import type { RequestBodies } from './request-body.js';
 
 /** Lower-cased media type without parameters; `application/json` when absent. */
 export function mediaTypeOf(header: string | undefined): string {
@@ -29,12 +30,12 @@ export function responseEncoder(accept: string | undefined, defaultAccept: strin
 }
 
 /**
- * Every body arrives as a Buffer, whatever its type: decoding is the codecs' job, after the
- * route knows the model. The limit is checked against Content-Length before a byte is read.
+ * Every body arrives as a Buffer, decoded from its Content-Encoding, whatever its type:
+ * decoding the type is the codecs' job, after the route knows the model.
  */
-export function installBodyParser(app: FastifyInstance, bodyLimitBytes: number): void {
+export function installBodyParser(app: FastifyInstance, bodies: RequestBodies): void {
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: bodyLimitBytes }, (_request, body, done) => {
-    done(null, body);
+  app.addContentTypeParser('*', (request, _payload, done) => {
+    bodies.read(request.raw).then((body) => done(null, body), done);
   });
 }

@@ -1,10 +1,12 @@
 /**
  * The one place errors become responses: `{ code, message }`, the status that code maps to, a
  * `Retry-After` on transient 503s, and never a stack trace. Fastify's own errors are translated
- * to inferd codes so a client sees one vocabulary.
+ * to inferd codes so a client sees one vocabulary. Every error answer waits until the rest of
+ * the request body has been read (up to a cap), so a client still writing it hears the answer.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InferdError, type ErrorCode } from '../errors.js';
+import type { RequestBodies } from './request-body.js';
 
 const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'INFERD_ERR_PAYLOAD_TOO_LARGE',
@@ -15,20 +17,13 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_BAD_URL: 'INFERD_ERR_BAD_REQUEST',
 };
 
-export interface ErrorHandlerOptions {
-  readonly maxPayloadMb: number;
-}
+/** Methods a route may answer; the 405's `Allow` lists those that exist for the path. */
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
 
-export function toInferdError(error: unknown, { maxPayloadMb }: ErrorHandlerOptions): InferdError {
+export function toInferdError(error: unknown): InferdError {
   if (error instanceof InferdError) return error;
   const fastifyError = error as Partial<FastifyError>;
   const code = fastifyError.code ? FASTIFY_CODES[fastifyError.code] : undefined;
-  if (code === 'INFERD_ERR_PAYLOAD_TOO_LARGE') {
-    return new InferdError(
-      code,
-      `the request body is larger than ${maxPayloadMb} MB (the limit set by SAGEMAKER_MAX_PAYLOAD_IN_MB)`,
-    );
-  }
   if (code) return new InferdError(code, fastifyError.message ?? code);
   const status = fastifyError.statusCode ?? 500;
   if (status >= 400 && status < 500) return new InferdError('INFERD_ERR_BAD_REQUEST', fastifyError.message ?? 'bad request');
@@ -37,17 +32,29 @@ export function toInferdError(error: unknown, { maxPayloadMb }: ErrorHandlerOpti
 
 export function sendError(reply: FastifyReply, error: InferdError): FastifyReply {
   if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
-  return reply.code(error.statusCode).type('application/json').send(JSON.stringify(error));
+  // A Buffer, so the type reads `application/json` as on every other JSON answer (a string
+  // would gain `; charset=utf-8`).
+  return reply.code(error.statusCode).type('application/json').send(Buffer.from(JSON.stringify(error)));
 }
 
-export function installErrorHandler(app: FastifyInstance, options: ErrorHandlerOptions): void {
+/** Reads what is left of the request body, then answers with the error. */
+export async function answerError(bodies: RequestBodies, request: FastifyRequest, reply: FastifyReply, error: InferdError): Promise<FastifyReply> {
+  await bodies.discardRest(request.raw);
+  return sendError(reply, error);
+}
+
+export function installErrorHandler(app: FastifyInstance, bodies: RequestBodies): void {
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
-    const inferdError = toInferdError(error, options);
+    const inferdError = toInferdError(error);
     if (inferdError.statusCode >= 500) request.log.error({ err: error, code: inferdError.code }, inferdError.message);
     else request.log.info({ code: inferdError.code }, inferdError.message);
-    return sendError(reply, inferdError);
+    return answerError(bodies, request, reply, inferdError);
   });
-  app.setNotFoundHandler((request, reply) =>
-    sendError(reply, new InferdError('INFERD_ERR_NOT_FOUND', `no route ${request.method} ${request.url}`)),
-  );
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?', 1)[0]!;
+    const allowed = METHODS.filter((method) => app.findRoute({ method, url: path }) !== null);
+    if (allowed.length === 0) return answerError(bodies, request, reply, new InferdError('INFERD_ERR_NOT_FOUND', `no route ${request.method} ${path}`));
+    reply.header('allow', allowed.join(', '));
+    return answerError(bodies, request, reply, new InferdError('INFERD_ERR_METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${path}; use ${allowed.join(', ')}`));
+  });
 }

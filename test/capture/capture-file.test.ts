@@ -64,6 +64,9 @@ describe('data capture to a file destination', () => {
     assert.equal(byId.get('req-1')!.captureData.endpointOutput!.encoding, 'CSV');
     assert.equal(byId.get('req-2')!.captureData.endpointInput!.encoding, 'BASE64');
     assert.equal(byId.get('req-3')!.captureData.endpointInput!.encoding, 'BASE64');
+    // JSON answers and JSON errors are captured under one content type.
+    assert.equal(byId.get('req-3')!.captureData.endpointOutput!.observedContentType, 'application/json');
+    assert.equal(byId.get('req-4')!.captureData.endpointOutput!.observedContentType, 'application/json');
   });
 
   it('captures only the input when asked, and nothing when not sampled', async (t) => {

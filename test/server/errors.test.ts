@@ -85,6 +85,22 @@ describe('client errors on churn-forest', () => {
     assertError(await invoke(server.url, '{}', {}, '/nope'), 404, 'INFERD_ERR_NOT_FOUND');
   });
 
+  it('405 with `Allow` for a route that exists under other methods, in the same shape', async () => {
+    const cases: Array<[string, string, string]> = [
+      ['GET', '/invocations', 'POST'],
+      ['PUT', '/invocations?x=1', 'POST'],
+      ['GET', '/endpoints/ep/invocations', 'POST'],
+      ['POST', '/ping', 'GET, HEAD'],
+      ['DELETE', '/metrics', 'GET, HEAD'],
+    ];
+    for (const [method, path, allow] of cases) {
+      const response = await fetch(`${server.url}${path}`, { method });
+      const text = await response.text();
+      assertError({ status: response.status, text }, 405, 'INFERD_ERR_METHOD_NOT_ALLOWED');
+      assert.equal(response.headers.get('allow'), allow, `${method} ${path}`);
+    }
+  });
+
   it('a bad request never harms the good ones beside it', async () => {
     const good = () => invoke(server.url, JSON.stringify([ROW]), { 'content-type': 'application/json' });
     const bad = () => invoke(server.url, '{"instances": [[1,2', { 'content-type': 'application/json' });

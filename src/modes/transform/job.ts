@@ -7,9 +7,9 @@
  * it. A failed file leaves nothing behind and the other files go on.
  */
 import { once } from 'node:events';
-import { PassThrough, Readable, pipeline } from 'node:stream';
-import { createGunzip } from 'node:zlib';
+import { PassThrough, Readable } from 'node:stream';
 import { recordLines } from '../../codecs/batch-records.js';
+import { decodeContent } from '../../codecs/content-encoding.js';
 import type { ObjectStore } from '../../storage/object-store.js';
 import { joinUri } from '../../storage/uri.js';
 import { createRecordProcessor, type RecordFormat, type RecordProcessor } from './data-processing.js';
@@ -181,7 +181,7 @@ function sourceBytes(source: Readable, gzip: boolean, progress: TransformProgres
     }
   }
   if (!gzip) return counted();
-  return pipeline(Readable.from(counted()), createGunzip(), () => {});
+  return decodeContent(Readable.from(counted()), 'gzip');
 }
 
 /** Filtered records for the model, keeping each original for the join, in order. */

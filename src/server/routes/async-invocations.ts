@@ -4,11 +4,11 @@
  * `GET /async-invocations/:inferenceId` tells where it stands.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { InferdError } from '../../errors.js';
 import type { AsyncJob } from '../../modes/async/queue.js';
 import type { AsyncInference } from '../../modes/async/service.js';
+import type { RequestBodies } from '../request-body.js';
 
 const header = (max: number) => z.string().min(1).max(max).optional();
 
@@ -59,7 +59,7 @@ function statusBody(job: AsyncJob) {
   };
 }
 
-export function asyncInvocationRoutes(service: AsyncInference) {
+export function asyncInvocationRoutes(service: AsyncInference, bodies: RequestBodies) {
   const submit = async (request: FastifyRequest<{ Params: { endpointName?: string } }>, reply: FastifyReply) => {
     const headers = parseHeaders(request);
     const hasBody = (headers['content-length'] ?? 0) > 0 || headers['transfer-encoding'] !== undefined;
@@ -71,7 +71,7 @@ export function asyncInvocationRoutes(service: AsyncInference) {
       endpointName: request.params.endpointName,
       inferenceId: headers['x-amzn-sagemaker-inference-id'],
       inputLocation,
-      body: hasBody ? (request.body as Readable) : undefined,
+      body: hasBody ? bodies.stream(request.raw) : undefined,
       contentType: headers['x-amzn-sagemaker-content-type'] ?? (inputLocation === undefined ? headers['content-type'] : undefined),
       accept: headers['x-amzn-sagemaker-accept'],
       customAttributes: headers['x-amzn-sagemaker-custom-attributes'],
@@ -86,10 +86,10 @@ export function asyncInvocationRoutes(service: AsyncInference) {
   };
 
   return async (app: FastifyInstance) => {
-    // Inline payloads are streamed to the staging store, whatever their type and size: the
-    // service counts them against its own limits.
+    // Inline payloads are streamed to the staging store, whatever their type and size, decoded
+    // from their Content-Encoding: the service counts them against its own limits.
     app.removeAllContentTypeParsers();
-    app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+    app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
     app.post('/async-invocations', submit);
     app.post('/endpoints/:endpointName/async-invocations', submit);
     app.get('/async-invocations/:inferenceId', async (request: FastifyRequest<{ Params: { inferenceId: string } }>) =>

@@ -77,7 +77,7 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
   return async (app: FastifyInstance) => {
     if (capture) installCaptureHooks(app, capture);
     app.addHook('onError', (request, _reply, error, done) => {
-      errorCodes.set(request, toInferdError(error, { maxPayloadMb: config.server.maxPayloadMb }).code);
+      errorCodes.set(request, toInferdError(error).code);
       done();
     });
     // Counted from arrival to the last byte (or the client leaving): what the container holds.
