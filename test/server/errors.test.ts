@@ -50,7 +50,7 @@ describe('client errors on churn-forest', () => {
     it(`${name}: ${status} ${code}`, async () => assertError(await invoke(server.url, body, headers), status, code));
   }
 
-  it('413 names the limit and the variable, before reading the body', async () => {
+  it('413 names the limit and the variable', async () => {
     const res = await invoke(server.url, JSON.stringify({ instances: Array(400).fill(ROW) }), { 'content-type': 'application/json' });
     assertError(res, 413, 'INFERD_ERR_PAYLOAD_TOO_LARGE');
     assert.match(JSON.parse(res.text).message, /0\.01 MB.*SAGEMAKER_MAX_PAYLOAD_IN_MB/);
