@@ -37,9 +37,12 @@ export function sendError(reply: FastifyReply, error: InferdError): FastifyReply
   return reply.code(error.statusCode).type('application/json').send(Buffer.from(JSON.stringify(error)));
 }
 
-/** Reads what is left of the request body, then answers with the error. */
+/**
+ * Reads what is left of the request body, then answers with the error; a body left unread (never
+ * asked for, or past the discard cap) would be read as the next request, so the connection closes.
+ */
 export async function answerError(bodies: RequestBodies, request: FastifyRequest, reply: FastifyReply, error: InferdError): Promise<FastifyReply> {
-  await bodies.discardRest(request.raw);
+  if (!(await bodies.discardRest(request.raw))) reply.header('connection', 'close');
   return sendError(reply, error);
 }
 

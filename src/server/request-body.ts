@@ -88,11 +88,13 @@ export class RequestBodies {
   /**
    * Before an answer that did not take the body: reads what is left of it and throws it away,
    * so a client still writing reaches the point where it reads our answer. Past the cap the
-   * answer goes out anyway and the connection closes under the rest.
+   * answer goes out anyway and the connection must close under the rest. Resolves true when the
+   * whole body has been read, so the connection can carry another request.
    */
-  discardRest(raw: IncomingMessage): Promise<void> {
+  discardRest(raw: IncomingMessage): Promise<boolean> {
+    if (raw.complete) return Promise.resolve(true);
     // Never told to send it: the client waits for our answer, not for us to read.
-    if (this.#awaitingContinue.has(raw) || raw.complete || raw.destroyed) return Promise.resolve();
+    if (this.#awaitingContinue.has(raw) || raw.destroyed) return Promise.resolve(false);
     const { discardMaxBytes, discardMaxMs } = this.#settings;
     return new Promise((resolve) => {
       let bytes = 0;
@@ -102,7 +104,7 @@ export class RequestBodies {
         raw.off('end', finish);
         raw.off('error', finish);
         raw.off('close', finish);
-        resolve();
+        resolve(raw.complete);
       };
       const onData = (chunk: Buffer) => {
         bytes += chunk.length;
