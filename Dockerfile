@@ -3,7 +3,7 @@
 # image serves on CPU instances (the provider falls back to CPU unless INFERD_REQUIRE_GPU=true).
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
-COPY package.json package-lock.json .npmrc tsconfig.json ./
+COPY package.json package-lock.json tsconfig.json ./
 # Only tsc runs here: no native addon needs building.
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY src src
@@ -19,7 +19,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/inferd
-COPY package.json package-lock.json .npmrc ./
+COPY package.json package-lock.json ./
+# onnxruntime-node's postinstall would fetch the CUDA 12 provider from NuGet; npm 11's
+# allowScripts (package.json) skips it, and this says the same to npm 10, which ignores that.
+ENV ONNXRUNTIME_NODE_INSTALL=skip
 # better-sqlite3 (the embedded async queue) is a native addon: its prebuilt binary is fetched when
 # the build has network, else compiled, so the compiler is there for the install and then removed.
 RUN apt-get update \

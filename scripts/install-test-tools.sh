@@ -1,23 +1,26 @@
 #!/usr/bin/env bash
 # Puts the external programs the tests run against into .tools/ (git-ignored), from Debian's
 # packages: promtool (package prometheus) checks the /metrics exposition; redis-server backs the
-# Redis async queue's tests. Unpacked, not installed, so no daemon starts and nothing outside the
-# repository changes.
+# Redis async queue's tests; boto3 (python3-boto3) runs the README's Python snippets. Unpacked, not
+# installed, so no daemon starts and nothing outside the repository changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools=.tools
 mkdir -p "$tools/bin"
 
-fetch_deb() { # package → unpacked into $tools/pkg/<package>
-  local package=$1 work
+fetch_deb() { # packages → each unpacked into $tools/pkg/<package>; one download for them all
+  local work package
   work=$(mktemp -d)
-  (cd "$work" && apt-get download "$package" >/dev/null 2>&1) || {
-    [ "$(id -u)" = 0 ] || { echo "install-test-tools: cannot download $package (run apt-get update as root)" >&2; return 1; }
+  (cd "$work" && apt-get download "$@" >/dev/null 2>&1) || {
+    [ "$(id -u)" = 0 ] || { echo "install-test-tools: cannot download $* (run apt-get update as root)" >&2; return 1; }
     apt-get update -qq >/dev/null
-    (cd "$work" && apt-get download "$package" >/dev/null)
+    (cd "$work" && apt-get download "$@" >/dev/null)
   }
-  mkdir -p "$tools/pkg/$package"
-  dpkg -x "$work"/*.deb "$tools/pkg/$package"
+  for package in "$@"; do
+    rm -rf "$tools/pkg/$package"
+    mkdir -p "$tools/pkg/$package"
+    dpkg -x "$work/${package}"_*.deb "$tools/pkg/$package"
+  done
   rm -rf "$work"
 }
 
@@ -37,7 +40,7 @@ if [ ! -x "$tools/bin/redis-server" ]; then
   if command -v redis-server >/dev/null; then
     ln -sf "$(command -v redis-server)" "$tools/bin/redis-server"
   else
-    for package in redis-tools libjemalloc2 liblzf1; do fetch_deb "$package"; done
+    fetch_deb redis-tools libjemalloc2 liblzf1
     # The wrapper finds the packages next to itself, so .tools/ still works after a move or copy.
     cat >"$tools/bin/redis-server" <<'WRAPPER'
 #!/usr/bin/env bash
@@ -49,3 +52,25 @@ WRAPPER
   fi
 fi
 "$tools/bin/redis-server" --version
+
+# Debian's boto3 and its Debian dependencies (`apt-cache depends`), all pure Python, for the
+# README's snippets: a pip-installed boto3 on the machine must not stand in for it. The wrapper
+# runs python3 with -S (no site-packages) and only these packages on the path.
+boto3_packages=(python3-boto3 python3-botocore python3-s3transfer python3-jmespath python3-dateutil
+  python3-six python3-urllib3 python3-requests python3-certifi python3-charset-normalizer
+  python3-chardet python3-idna)
+if ! "$tools/bin/python3-boto3" -c 'import boto3, requests, certifi, charset_normalizer, chardet, idna' 2>/dev/null; then
+  fetch_deb "${boto3_packages[@]}"
+  cat >"$tools/bin/python3-boto3" <<'WRAPPER'
+#!/usr/bin/env bash
+pkg=$(cd "$(dirname "${BASH_SOURCE[0]}")/../pkg" && pwd)
+path=
+for dir in "$pkg"/python3-*/usr/lib/python3/dist-packages; do path=${path:+$path:}$dir; done
+# Debian's own interpreter where there is one: the packages are built for it.
+python=/usr/bin/python3
+[ -x "$python" ] || python=$(command -v python3)
+PYTHONPATH=$path exec "$python" -S "$@"
+WRAPPER
+  chmod +x "$tools/bin/python3-boto3"
+fi
+"$tools/bin/python3-boto3" -c 'import boto3; print("boto3", boto3.__version__, boto3.__file__)'

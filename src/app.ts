@@ -53,7 +53,7 @@ export interface AppOptions {
 }
 
 const MIB = 1024 * 1024;
-/** A refused body is read and thrown away up to 4x the limit, for at most 10 s (README). */
+/** A refused body is read and thrown away up to 4x the limit, for at most 10 s (docs/http-api.md, Request bodies). */
 const DISCARD_LIMIT_FACTOR = 4;
 const DISCARD_MAX_MS = 10_000;
 

@@ -20,7 +20,7 @@ const USAGE = `Usage: inferd serve [--model-dir DIR] [--port N] [--instances N] 
        inferd autoscale simulate --trace FILE.csv --policy FILE.json [--out DIR]   (inferd autoscale --help)
 
 Serves the ONNX model in DIR over SageMaker's container contract (GET /ping, POST /invocations).
-Every setting can also come from the environment; see README.md, "Configuration".`;
+Every setting can also come from the environment; see docs/configuration.md.`;
 
 function parseCommandLine(argv: readonly string[]) {
   const { values, positionals } = parseArgs({

@@ -1,6 +1,6 @@
 /**
- * The one configuration schema. Every setting has a default and a description; the README's
- * configuration table is generated from this file (`npm run docs`) and a test fails when the
+ * The one configuration schema. Every setting has a default and a description; the table in
+ * docs/configuration.md is generated from this file (`npm run docs`) and a test fails when the
  * committed table is stale. Sources, later winning: defaults < JSON file < environment < CLI.
  */
 import { availableParallelism } from 'node:os';

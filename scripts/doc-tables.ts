@@ -1,8 +1,11 @@
 /**
- * The README's reference tables, generated from the code that defines them: the configuration
- * schema, the inferd.json schema and the error codes. `npm run docs` rewrites them in place;
- * test/docs.test.ts fails when the committed README is stale.
+ * The reference tables of the documentation, generated from the code that defines them: the
+ * configuration schema, the inferd.json schema and the error codes. Each table lives between
+ * `<!-- NAME:start -->` and `<!-- NAME:end -->` in whichever Markdown file (README.md or docs/*.md)
+ * holds those markers, so a table moves with its section. `npm run docs` rewrites them in place;
+ * test/docs.test.ts fails when a committed file is stale.
  */
+import { readdirSync } from 'node:fs';
 import { z } from 'zod';
 import { CLI_FLAGS, ConfigSchema, ENV_VARS } from '../src/config/schema.js';
 import { ModelConfigSchema } from '../src/config/model-schema.js';
@@ -62,19 +65,39 @@ function errorTable(): string {
   return rows.join('\n');
 }
 
-export const README_TABLES: Record<string, () => string> = {
+export const DOC_TABLES: Record<string, () => string> = {
   config: configTable,
   'model-config': modelConfigTable,
   errors: errorTable,
 };
 
-/** Replaces every `<!-- NAME:start -->…<!-- NAME:end -->` block with its generated table. */
-export function renderReadme(readme: string): string {
-  let out = readme;
-  for (const [name, render] of Object.entries(README_TABLES)) {
-    const pattern = new RegExp(`(<!-- ${name}:start -->)[\\s\\S]*?(<!-- ${name}:end -->)`);
-    if (!pattern.test(out)) throw new Error(`README.md has no <!-- ${name}:start --> … <!-- ${name}:end --> block`);
-    out = out.replace(pattern, (_m, start: string, end: string) => `${start}\n${render()}\n${end}`);
+/** The files that may hold tables, relative to the repository root: README.md and docs/*.md. */
+export function docFiles(root: string): string[] {
+  const docs = readdirSync(`${root}docs`).filter((name) => name.endsWith('.md')).sort();
+  return ['README.md', ...docs.map((name) => `docs/${name}`)];
+}
+
+const blockOf = (name: string) => new RegExp(`(<!-- ${name}:start -->)[\\s\\S]*?(<!-- ${name}:end -->)`, 'g');
+
+/** Replaces every table block the text holds with its generated table; other text is untouched. */
+export function renderTables(text: string): string {
+  let out = text;
+  for (const [name, render] of Object.entries(DOC_TABLES)) {
+    out = out.replace(blockOf(name), (_m, start: string, end: string) => `${start}\n${render()}\n${end}`);
   }
   return out;
+}
+
+/** Which file holds each table; throws unless every table is in exactly one place. */
+export function tablePlaces(files: Record<string, string>): Record<string, string> {
+  const places: Record<string, string> = {};
+  for (const name of Object.keys(DOC_TABLES)) {
+    const holders: string[] = [];
+    for (const [file, text] of Object.entries(files)) for (const _block of text.matchAll(blockOf(name))) holders.push(file);
+    if (holders.length !== 1) {
+      throw new Error(`<!-- ${name}:start --> … <!-- ${name}:end --> must appear exactly once in README.md and docs/*.md; found in: [${holders.join(', ')}]`);
+    }
+    places[name] = holders[0]!;
+  }
+  return places;
 }
