@@ -12,6 +12,7 @@ export const MODELS = {
   slow: `${REPO_ROOT}test/fixtures/models/slow-matmul`,
   tokens: `${REPO_ROOT}test/fixtures/models/token-scores`,
   fixedBatch: `${REPO_ROOT}test/fixtures/models/fixed-batch`,
+  int64Step: `${REPO_ROOT}test/fixtures/models/int64-step`,
 };
 
 export interface Reference {

@@ -83,9 +83,9 @@ interface QueuedTask {
 }
 
 /** Starts one instance; resolves once its session is loaded and warmed up. */
-function startInstance(worker: WorkerOptions, onWorkerError: (error: Error) => void): Promise<{ instance: Instance; ready: ReadyMessage }> {
+function startInstance(workerFile: string, worker: WorkerOptions, onWorkerError: (error: Error) => void): Promise<{ instance: Instance; ready: ReadyMessage }> {
   const piscina = new Piscina({
-    filename: WORKER_FILE,
+    filename: workerFile,
     workerData: worker,
     minThreads: 1,
     maxThreads: 1,
@@ -118,6 +118,7 @@ function startInstance(worker: WorkerOptions, onWorkerError: (error: Error) => v
 }
 
 export class WorkerPool {
+  readonly #workerFile: string;
   readonly #worker: WorkerOptions;
   readonly #onWorkerError: (error: Error) => void;
   /** What the first instances reported: an instance added later must match it. */
@@ -137,15 +138,19 @@ export class WorkerPool {
   /** Worker-milliseconds of busy time of every instance that has since gone idle. */
   #busyMsDone = 0;
 
-  private constructor(worker: WorkerOptions, onWorkerError: (error: Error) => void, first: ReadyMessage) {
+  private constructor(workerFile: string, worker: WorkerOptions, onWorkerError: (error: Error) => void, first: ReadyMessage) {
+    this.#workerFile = workerFile;
     this.#worker = worker;
     this.#onWorkerError = onWorkerError;
     this.#first = first;
   }
 
-  /** Starts `size` instances and resolves once every one has loaded and warmed up its session. */
-  static async start(size: number, worker: WorkerOptions, onWorkerError: (error: Error) => void): Promise<StartedPool> {
-    const started = await Promise.allSettled(Array.from({ length: size }, () => startInstance(worker, onWorkerError)));
+  /**
+   * Starts `size` instances and resolves once every one has loaded and warmed up its session.
+   * `workerFile` is for tests, which need a worker whose tasks end when they say so.
+   */
+  static async start(size: number, worker: WorkerOptions, onWorkerError: (error: Error) => void, workerFile = WORKER_FILE): Promise<StartedPool> {
+    const started = await Promise.allSettled(Array.from({ length: size }, () => startInstance(workerFile, worker, onWorkerError)));
     const failure = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     const instances = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     if (failure) {
@@ -153,7 +158,7 @@ export class WorkerPool {
       throw failure.reason;
     }
     const first = instances[0]!.ready;
-    const pool = new WorkerPool(worker, onWorkerError, first);
+    const pool = new WorkerPool(workerFile, worker, onWorkerError, first);
     for (const { instance } of instances) pool.#adopt(instance);
     return { pool, signature: first.signature, provider: first.provider, warnings: first.warnings };
   }
@@ -196,7 +201,7 @@ export class WorkerPool {
    */
   async grow(): Promise<void> {
     if (this.#closing) throw new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the worker pool is closing');
-    const starting = startInstance(this.#worker, this.#onWorkerError);
+    const starting = startInstance(this.#workerFile, this.#worker, this.#onWorkerError);
     this.#starting.add(starting);
     try {
       const { instance, ready } = await starting;

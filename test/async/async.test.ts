@@ -6,11 +6,11 @@ import assert from 'node:assert/strict';
 import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import { InvokeEndpointAsyncCommand, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import { openObjectStore } from '../../src/storage/open-store.js';
 import { MODELS, REPO_ROOT, invoke, startServer, type TestServer } from '../helper.js';
-import { writeNpy } from '../npy.js';
+import { startHttpGate } from '../http-gate.js';
 import { promtoolCheck } from '../promtool.js';
 import { S3RVER_ENV, startS3Server, type S3Server } from '../s3-server.js';
 import { CompletedNotificationSchema, FailedNotificationSchema } from './sagemaker-notification.js';
@@ -255,55 +255,76 @@ describe('async inference', () => {
   });
 });
 
-/** Rows through the slow model: 20,000 are seconds of work for the one worker (2.5 s on a quiet core). */
-const slowPayload = (rows = 20_000) => writeNpy('<f4', [rows, 256], new Float32Array(rows * 256).fill(0.5));
-const NPY = { 'content-type': 'application/x-npy', 'x-amzn-sagemaker-accept': 'application/x-npy' };
+/**
+ * A server whose S3 is behind a gate holding the answer upload of `inferenceId` until released:
+ * that request provably holds its invocation slot, past any timeout, whatever the machine's speed.
+ */
+async function serverHoldingAnswer(t: TestContext, inferenceId: string, options: { clock?: () => number } = {}) {
+  let holding = true;
+  const gate = await startHttpGate(s3.endpoint, (request) => holding && request.method === 'PUT' && request.url!.startsWith(`/${OUT}/results/${inferenceId}.out`));
+  t.after(() => gate.close());
+  const gated = await startServer(MODELS.forest, {
+    env: await asyncEnv({ INFERD_ASYNC_MAX_CONCURRENT_INVOCATIONS: '1', AWS_ENDPOINT_URL_S3: gate.url }),
+    ...options,
+  });
+  return {
+    server: gated,
+    gate,
+    release() {
+      holding = false;
+      gate.release();
+    },
+  };
+}
 
 describe('async inference: time limits', () => {
   it('fails a request past its invocation timeout with the reason, discards its result, and goes on', async (t) => {
-    const slow = await startServer(MODELS.slow, { env: await asyncEnv({ INFERD_ASYNC_MAX_CONCURRENT_INVOCATIONS: '1' }) });
-    t.after(() => slow.http.close());
-    // 40,000 rows: five seconds of work here, so even a much faster machine is well past 1 s.
-    const accepted = await submitAsync(slow.url, { ...NPY, 'x-amzn-sagemaker-inference-id': 'too-slow', 'x-amzn-sagemaker-invocationtimeoutseconds': '1' }, slowPayload(40_000));
-    assert.equal(accepted.status, 202);
-    const status = await finished(slow.url, 'too-slow');
-    assert.equal(status.status, 'failed');
-    assert.match(status.failureReason!, /timeout of 1 s/);
-    assert.equal(JSON.parse(await objectText(`s3://${OUT}/failures/too-slow-error.out`)).code, 'INFERD_ERR_TIMEOUT');
-    FailedNotificationSchema.parse((await hooks.waitFor('/error', 'too-slow')).body);
+    const { server: gated, gate, release } = await serverHoldingAnswer(t, 'too-slow');
+    try {
+      const accepted = await submitAsync(gated.url, { 'content-type': 'text/csv', 'x-amzn-sagemaker-inference-id': 'too-slow', 'x-amzn-sagemaker-invocationtimeoutseconds': '1' }, csv);
+      assert.equal(accepted.status, 202);
+      const status = await finished(gated.url, 'too-slow');
+      assert.equal(status.status, 'failed');
+      assert.match(status.failureReason!, /timeout of 1 s/);
+      assert.equal(gate.held, 1, 'it timed out waiting on its answer upload');
+      assert.equal(JSON.parse(await objectText(`s3://${OUT}/failures/too-slow-error.out`)).code, 'INFERD_ERR_TIMEOUT');
+      FailedNotificationSchema.parse((await hooks.waitFor('/error', 'too-slow')).body);
 
-    // The next request runs once the worker is free again, after the abandoned inference ended.
-    const next = await submitAsync(slow.url, { ...NPY, 'x-amzn-sagemaker-inference-id': 'after-slow' }, writeNpy('<f4', [2, 256], new Float32Array(512)));
-    assert.equal(next.status, 202);
-    assert.equal((await finished(slow.url, 'after-slow')).status, 'completed');
+      // The abandoned invocation goes on: its upload now lands, and is removed once it ends.
+      release();
+      const next = await submitAsync(gated.url, { 'content-type': 'text/csv', 'x-amzn-sagemaker-inference-id': 'after-slow' }, csv);
+      assert.equal(next.status, 202);
+      assert.equal((await finished(gated.url, 'after-slow')).status, 'completed');
+      assert.equal(counterValue(await metricsText(gated.url), 'inferd_async_failures_total{kind="timeout"}'), 1);
+    } finally {
+      // Closing waits for abandoned invocations and their cleanup.
+      await gated.http.close();
+    }
     assert.equal(await store().exists(`s3://${OUT}/results/too-slow.out`), false);
-    assert.equal(counterValue(await metricsText(slow.url), 'inferd_async_failures_total{kind="timeout"}'), 1);
   });
 
   it('expires a request still queued past its TTL: notified as failed, never run', async (t) => {
     let offsetMs = 0;
-    const slow = await startServer(MODELS.slow, {
-      env: await asyncEnv({ INFERD_ASYNC_MAX_CONCURRENT_INVOCATIONS: '1' }),
-      clock: () => Date.now() + offsetMs,
-    });
-    t.after(() => slow.http.close());
-    // The one slot is busy with a long request, so the next one waits in the queue.
-    assert.equal((await submitAsync(slow.url, { ...NPY, 'x-amzn-sagemaker-inference-id': 'busy' }, slowPayload())).status, 202);
-    await until(async () => ((await asyncStatus(slow.url, 'busy'))?.status === 'running' ? true : undefined), 10_000, 'busy to run');
-    const waiting = await submitAsync(slow.url, { ...NPY, 'x-amzn-sagemaker-inference-id': 'short-lived', 'x-amzn-sagemaker-requestttlseconds': '60' }, slowPayload());
+    const { server: gated, gate, release } = await serverHoldingAnswer(t, 'busy', { clock: () => Date.now() + offsetMs });
+    t.after(() => gated.http.close());
+    // The one slot is held by a request whose answer upload hangs, so the next one waits in the queue.
+    assert.equal((await submitAsync(gated.url, { 'content-type': 'text/csv', 'x-amzn-sagemaker-inference-id': 'busy' }, csv)).status, 202);
+    await until(() => (gate.held === 1 ? true : undefined), 10_000, 'busy to hold the slot');
+    const waiting = await submitAsync(gated.url, { 'content-type': 'text/csv', 'x-amzn-sagemaker-inference-id': 'short-lived', 'x-amzn-sagemaker-requestttlseconds': '60' }, csv);
     assert.equal(waiting.status, 202);
-    assert.equal((await asyncStatus(slow.url, 'short-lived'))?.status, 'queued');
+    assert.equal((await asyncStatus(gated.url, 'short-lived'))?.status, 'queued');
 
     offsetMs = 61_000;
-    const status = await finished(slow.url, 'short-lived');
+    const status = await finished(gated.url, 'short-lived');
     assert.equal(status.status, 'expired');
     assert.equal(status.startedTime, undefined);
     assert.match(status.failureReason!, /TTL of 60 s/);
     const notification = FailedNotificationSchema.parse((await hooks.waitFor('/error', 'short-lived')).body);
     assert.equal(notification.failureReason, status.failureReason);
     assert.equal(await store().exists(`s3://${OUT}/failures/short-lived-error.out`), true);
-    assert.equal((await finished(slow.url, 'busy')).status, 'completed');
+    release();
+    assert.equal((await finished(gated.url, 'busy')).status, 'completed');
     assert.equal(await store().exists(`s3://${OUT}/results/short-lived.out`), false);
-    assert.equal(counterValue(await metricsText(slow.url), 'inferd_async_failures_total{kind="expired"}'), 1);
+    assert.equal(counterValue(await metricsText(gated.url), 'inferd_async_failures_total{kind="expired"}'), 1);
   });
 });

@@ -8,9 +8,10 @@ import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { openObjectStore } from '../../src/storage/open-store.js';
 import { MODELS, REPO_ROOT, invoke, startServer, type TestServer } from '../helper.js';
+import { startHttpGate, type HttpGate } from '../http-gate.js';
 import { startRedisServer, type RedisServer } from '../redis-server.js';
 import { S3RVER_ENV, startS3Server, type S3Server } from '../s3-server.js';
-import { counterValue, finished, submitAsync } from './toolkit.js';
+import { counterValue, finished, submitAsync, until } from './toolkit.js';
 
 Object.assign(process.env, S3RVER_ENV, { AWS_EC2_METADATA_DISABLED: 'true' });
 
@@ -19,14 +20,18 @@ const REQUESTS = 60;
 let s3: S3Server;
 let redis: RedisServer;
 const servers: TestServer[] = [];
+/** The first instance's S3: it holds that instance's answer uploads while `holdingFirst`. */
+let gate: HttpGate;
+let holdingFirst = true;
 
 before(async () => {
   [s3, redis] = await Promise.all([startS3Server({ buckets: [BUCKET] }), startRedisServer()]);
+  gate = await startHttpGate(s3.endpoint, (request) => holdingFirst && request.method === 'PUT' && request.url!.startsWith(`/${BUCKET}/results/`));
   for (let i = 0; i < 2; i++) {
     servers.push(
       await startServer(MODELS.forest, {
         env: {
-          AWS_ENDPOINT_URL_S3: s3.endpoint,
+          AWS_ENDPOINT_URL_S3: i === 0 ? gate.url : s3.endpoint,
           AWS_REGION: 'us-east-1',
           INFERD_ASYNC_OUTPUT_PATH: `s3://${BUCKET}/results`,
           // Inline payloads are staged where every instance can read them.
@@ -41,6 +46,7 @@ before(async () => {
 
 after(async () => {
   for (const server of servers) await server.http.close();
+  await gate?.close();
   await redis?.close();
   await s3?.close();
 });
@@ -58,6 +64,11 @@ describe('async inference on a shared Redis backlog', () => {
         return accepted.json.InferenceId as string;
       }),
     );
+    // The accepting instance could drain the backlog alone on a fast enough machine: its answers
+    // wait at the gate until the other has run one, so both provably take part.
+    await until(async () => (counterValue(await (await fetch(`${b.url}/metrics`)).text(), 'inferd_async_completed_total') > 0 ? true : undefined), 30_000, 'the other instance to run a request');
+    holdingFirst = false;
+    gate.release();
     // Either instance answers status queries for any request.
     const statuses = await Promise.all(ids.map((id, i) => finished(i % 2 === 0 ? a.url : b.url, id)));
     assert.deepEqual(new Set(statuses.map((s) => s.status)), new Set(['completed']));

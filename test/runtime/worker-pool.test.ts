@@ -1,10 +1,14 @@
 /**
- * The worker pool with real ONNX Runtime workers on the slow model: a task never waits behind a
- * long one while an instance is idle; a shrink lets the leaving worker finish its task; closing
- * while a worker still loads waits for it (terminating it mid warm-up would abort the process).
+ * The worker pool: a task never waits behind a long one while an instance is free (with a
+ * stand-in worker whose tasks end when the test opens their gates, so the order does not depend
+ * on the machine's speed); with real ONNX Runtime workers on the slow model, a shrink lets the
+ * leaving worker finish its task, a grown one takes work once warmed up, and closing while a
+ * worker still loads waits for it (terminating it mid warm-up would abort the process).
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { NamedTensors } from '../../src/codecs/tensor.js';
 import { WorkerPool } from '../../src/runtime/worker-pool.js';
 import type { InferenceOutcome, WorkerOptions } from '../../src/runtime/worker-protocol.js';
 import { MODELS } from '../helper.js';
@@ -22,37 +26,51 @@ const WORKER: WorkerOptions = {
 /** `rows` rows of the slow model's input: 6,000 are most of a second of one core. */
 const rows = (count: number) => ({ x: { dtype: 'float32' as const, dims: [count, 256], data: new Float32Array(count * 256).fill(0.5) } });
 
+const GATE_WORKER = fileURLToPath(new URL('./gate-worker.js', import.meta.url));
+/** The gate worker's gates, shared with its threads: task `gated(i)` runs until `open(i)`. */
+const gates = new Int32Array(new SharedArrayBuffer(16 * Int32Array.BYTES_PER_ELEMENT));
+const open = (gate: number) => {
+  Atomics.store(gates, gate, 1);
+  Atomics.notify(gates, gate);
+};
+const gated = (gate: number): NamedTensors => ({ x: { dtype: 'float32', dims: [1], data: Float32Array.of(gate) } });
+function threadOf(outcome: InferenceOutcome): number {
+  assert.ok(outcome.ok, outcome.ok ? '' : outcome.message);
+  return outcome.outputs.thread!.data[0] as number;
+}
+
 const workerErrors: Error[] = [];
 const pools: WorkerPool[] = [];
-async function startPool(size: number): Promise<WorkerPool> {
-  const { pool } = await WorkerPool.start(size, WORKER, (error) => workerErrors.push(error));
+async function startPool(size: number, workerFile?: string): Promise<WorkerPool> {
+  const worker = workerFile ? ({ ...WORKER, gates: gates.buffer } as WorkerOptions) : WORKER;
+  const { pool } = await WorkerPool.start(size, worker, (error) => workerErrors.push(error), workerFile);
   pools.push(pool);
   return pool;
 }
 
 after(async () => {
+  // A failed test may leave a gated task running, and closing waits for it.
+  for (let gate = 0; gate < gates.length; gate += 1) open(gate);
   await Promise.all(pools.map((pool) => pool.close()));
   assert.deepEqual(workerErrors, []);
 });
 
 describe('WorkerPool', () => {
-  it('sends each task to the first free instance: short ones pass a long one on the other instance', async () => {
-    const pool = await startPool(2);
-    const finished: string[] = [];
-    const track = (name: string, outcome: Promise<InferenceOutcome>) =>
-      outcome.then((result) => {
-        assert.ok(result.ok, name);
-        finished.push(name);
-      });
-    const long = track('long', pool.run(rows(6000)));
-    // Three at a time: with the long one running, two of them always wait for an instance.
-    const shorts = (async () => {
-      for (let round = 0; round < 3; round += 1) {
-        await Promise.all([0, 1, 2].map((i) => track(`short ${round}.${i}`, pool.run(rows(10)))));
-      }
-    })();
-    await Promise.all([long, shorts]);
-    assert.equal(finished.at(-1), 'long', `order: ${finished.join(', ')}`);
+  it('sends each task to the first free instance: none waits behind a long one while another is free', { timeout: 20_000 }, async () => {
+    const pool = await startPool(2, GATE_WORKER);
+    const long = pool.run(gated(0));
+    const shorts = [1, 2, 3].map((gate) => pool.run(gated(gate)));
+    // Handed over as submitted: tasks 0 and 1 run, 2 and 3 wait in the pool's one queue.
+    assert.equal(pool.busy, 2);
+    const threads: number[] = [];
+    for (const [i, short] of shorts.entries()) {
+      open(i + 1);
+      threads.push(threadOf(await short));
+    }
+    // Task 0 holds its instance throughout: the short ones all ran on the other.
+    assert.equal(new Set(threads).size, 1);
+    open(0);
+    assert.notEqual(threadOf(await long), threads[0]);
   });
 
   it('shrinks by letting the leaving instance finish its task, then closing it', async () => {
@@ -71,8 +89,19 @@ describe('WorkerPool', () => {
 
   it('grows by an instance that takes work once warmed up, and closes safely while one still loads', async () => {
     const pool = await startPool(1);
-    await pool.grow();
-    assert.equal(pool.size, 2);
+    const growing = pool.grow();
+    // While it loads, the new instance takes nothing: of two tasks, one runs and one waits.
+    const early = [pool.run(rows(10)), pool.run(rows(10))];
+    assert.deepEqual([pool.starting, pool.busy], [1, 1]);
+    await growing;
+    assert.deepEqual((await Promise.all(early)).map((o) => o.ok), [true, true]);
+    assert.deepEqual([pool.size, pool.busy], [2, 0]);
+    // Tasks are handed over as they are submitted: two at once keep both instances busy, so the
+    // grown one is running one of them.
+    const both = [pool.run(rows(10)), pool.run(rows(10))];
+    assert.equal(pool.busy, 2);
+    assert.deepEqual((await Promise.all(both)).map((o) => o.ok), [true, true]);
+
     const loading = pool.grow();
     assert.equal(pool.starting, 1);
     await pool.close();

@@ -89,11 +89,6 @@ describe('churn-forest (int64 label + float probabilities)', () => {
     assertForestJson(JSON.parse(res.text).predictions);
   });
 
-  it('round-trips int64 labels past 2^53 as strings only when needed', async () => {
-    const res = await invoke(server.url, JSON.stringify({ instances: ref.rows }), { 'content-type': 'application/json' });
-    for (const { label } of JSON.parse(res.text).predictions) assert.equal(typeof label, 'number');
-  });
-
   it('passes custom attributes through and serves the SageMaker runtime path', async () => {
     const res = await invoke(
       server.url,
@@ -124,6 +119,36 @@ describe('churn-forest (int64 label + float probabilities)', () => {
     assert.equal(output.CustomAttributes, 'c=1');
     assertForestJson(JSON.parse(new TextDecoder().decode(output.Body)).predictions);
     client.destroy();
+  });
+});
+
+describe('int64-step (int64 in, plus one, int64 out)', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer(MODELS.int64Step);
+  });
+  after(() => server.http.close());
+
+  // Past ±(2^53 - 1) a JSON number (a float64) rounds: such values travel as strings, both ways.
+  const sent = [
+    ['9007199254740993', 41, '-9007199254740995'],
+    [9007199254740990, 0, '9223372036854775806'],
+  ];
+  const answered = [
+    ['9007199254740994', 42, '-9007199254740994'],
+    [9007199254740991, 1, '9223372036854775807'],
+  ];
+
+  it('round-trips int64 values past 2^53 exactly in JSON, as strings only when needed', async () => {
+    const res = await invoke(server.url, JSON.stringify({ instances: sent }), { 'content-type': 'application/json' });
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(JSON.parse(res.text).predictions, answered);
+  });
+
+  it('round-trips int64 values past 2^53 exactly in CSV', async () => {
+    const res = await invoke(server.url, sent.map((row) => row.join(',')).join('\n'), { 'content-type': 'text/csv', accept: 'text/csv' });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.text, answered.map((row) => `${row.join(',')}\n`).join(''));
   });
 });
 

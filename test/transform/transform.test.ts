@@ -19,6 +19,7 @@ import { openObjectStore } from '../../src/storage/open-store.js';
 import { joinUri, parseUri } from '../../src/storage/uri.js';
 import { spawnServer } from '../child.js';
 import { MODELS, REPO_ROOT, startServer } from '../helper.js';
+import { startHttpGate } from '../http-gate.js';
 import { S3RVER_ENV, startS3Server, type S3Server } from '../s3-server.js';
 
 Object.assign(process.env, S3RVER_ENV, { AWS_EC2_METADATA_DISABLED: 'true' });
@@ -251,27 +252,39 @@ for (const place of places) {
       for (const [i, name] of names.entries()) assert.equal(await read(place, joinUri(root, `out/${name}.out`)), `${expected[i]}\n`);
     });
 
-    it('resumes a job killed mid-way (kill -9) to byte-identical outputs', async () => {
+    it('resumes a job killed mid-way (kill -9) to byte-identical outputs', async (t) => {
       const root = await place.root();
       const files = 24;
-      for (let i = 0; i < files; i++) await put(place, joinUri(root, `in/f${String(i).padStart(2, '0')}.csv`), requestsCsv);
-      const args = [
-        ...['dist/src/main.js', 'transform', '--model-dir', MODELS.forest, '--input', joinUri(root, 'in'), '--split-type', 'Line'],
-        ...['--assemble-with', 'Line', '--batch-strategy', 'SingleRecord', '--max-concurrent-transforms', '1'],
+      const inputName = (i: number) => `f${String(i).padStart(2, '0')}.csv`;
+      for (let i = 0; i < files - 1; i++) await put(place, joinUri(root, `in/${inputName(i)}`), requestsCsv);
+      // The last file in order starts with a record the first run can never get answered.
+      const STUCK = '424242';
+      await put(place, joinUri(root, `in/${inputName(files - 1)}`), requestsCsv.replace(/^[^,]+/, STUCK));
+      const common = [
+        ...['dist/src/main.js', 'transform', '--input', joinUri(root, 'in'), '--split-type', 'Line', '--assemble-with', 'Line'],
+        ...['--batch-strategy', 'SingleRecord', '--max-concurrent-transforms', '1'],
       ];
+      const args = [...common, '--model-dir', MODELS.forest];
       const env = { ...S3RVER_ENV, AWS_EC2_METADATA_DISABLED: 'true', SAGEMAKER_CONTAINER_LOG_LEVEL: 'silent', SAGEMAKER_MODEL_SERVER_WORKERS: '1', ...place.env() };
 
-      const first = await spawnServer([...args, '--output', joinUri(root, 'out')], env);
-      let done = 0;
-      while (done === 0) {
+      // The first run sends its records to a server through a gate that never answers that
+      // record: the job provably cannot finish, and it is killed once it waits there.
+      const server = await startServer(MODELS.forest, { env: { SAGEMAKER_BATCH: 'true' } });
+      t.after(() => server.http.close());
+      const gate = await startHttpGate(server.url, (_request, body) => body.includes(STUCK));
+      t.after(() => gate.close());
+      const first = await spawnServer([...common, '--endpoint', gate.url, '--output', joinUri(root, 'out')], env);
+      const deadline = Date.now() + 60_000;
+      while (gate.held === 0) {
+        assert.equal(first.process.exitCode, null, `the job ended while a record was unanswered:\n${first.output()}`);
+        assert.ok(Date.now() < deadline, `the job never reached the last file:\n${first.output()}`);
         await new Promise((resolve) => setTimeout(resolve, 20));
-        done = (await listed(place, joinUri(root, 'out'))).filter((name) => name.endsWith('.out')).length;
-        assert.equal(first.process.exitCode, null, `the job ended before it could be killed:\n${first.output()}`);
       }
       first.process.kill('SIGKILL');
       await first.exited;
+      // Files are taken in order, two at a time: every file before the last two is complete.
       const before = (await listed(place, joinUri(root, 'out'))).filter((name) => name.endsWith('.out'));
-      assert.ok(before.length > 0 && before.length < files, `killed with ${before.length} of ${files} answers written`);
+      assert.ok(before.length >= files - 2 && !before.includes(`${inputName(files - 1)}.out`), `killed with ${before.join(', ')} written`);
 
       const resumed = await spawnServer([...args, '--output', joinUri(root, 'out')], env);
       assert.equal((await resumed.exited).code, 0, resumed.output());
