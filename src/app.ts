@@ -53,7 +53,10 @@ export interface AppOptions {
 }
 
 const MIB = 1024 * 1024;
-/** A refused body is read and thrown away up to 4x the limit, for at most 10 s (docs/http-api.md, Request bodies). */
+/**
+ * Before an error answer, the rest of the body is read and thrown away: up to 4x the limit more,
+ * for at most 10 s (docs/http-api.md, Request bodies).
+ */
 const DISCARD_LIMIT_FACTOR = 4;
 const DISCARD_MAX_MS = 10_000;
 
@@ -136,7 +139,6 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
     // SageMaker's inference id, when a client sends one, names the request in every log line.
     requestIdHeader: 'x-amzn-sagemaker-inference-id',
     logController: new RequestLog(),
-    bodyLimit: bodyLimitBytes,
     // A slow-body client must not hold a connection past the invocation timeout.
     requestTimeout: (config.server.invocationTimeoutS + 5) * 1000,
     // SageMaker's balancer keeps connections open; outlive its idle timeout.

@@ -42,7 +42,7 @@ export const ERROR_CODES = {
   },
   INFERD_ERR_CANCELLED: {
     status: 499,
-    summary: 'The client closed the connection while its request was queued; logged only, nothing is sent.',
+    summary: 'The client closed the connection before its answer (while sending its body, or while its request was queued); logged only, nothing is sent.',
   },
   INFERD_ERR_QUEUE_FULL: { status: 503, summary: 'The inference queue is full; retry after `Retry-After` seconds.' },
   INFERD_ERR_NOT_READY: { status: 503, summary: 'The model is still loading or warming up.' },

@@ -44,6 +44,8 @@ function parseCommandLine(argv: readonly string[]) {
  * while the app is built still arrive here.
  */
 function logWarnings(log: { warn(object: object, message: string): void }): void {
+  // No listener: warnings are off (--no-warnings, NODE_NO_WARNINGS=1), and stay off.
+  if (process.listenerCount('warning') === 0) return;
   process.removeAllListeners('warning');
   process.on('warning', (warning: Error & { code?: string }) => {
     log.warn({ warning: { name: warning.name, code: warning.code } }, warning.message);
@@ -65,12 +67,18 @@ async function serve(flags: Record<string, string | undefined>, configFile: stri
     if (stopping) return;
     stopping = true;
     http.log.info({ signal }, 'draining: refusing new requests, finishing those in flight');
-    const deadline = setTimeout(() => {
+    // Not unref'd: it keeps the process alive until the drain ends, so a connection that never
+    // closes ends in this exit 1, never in an event loop that empties before the workers stop.
+    setTimeout(() => {
       http.log.error(`drain took longer than ${config.server.shutdownTimeoutS} s; exiting anyway`);
       process.exit(1);
     }, config.server.shutdownTimeoutS * 1000);
-    deadline.unref();
-    await drain();
+    try {
+      await drain();
+    } catch (error) {
+      http.log.error({ err: error }, 'the drain failed; exiting');
+      process.exit(1);
+    }
     http.log.info('drained; exiting');
     process.exit(0);
   };

@@ -3,7 +3,7 @@
  * streaming decoder that undoes them. Shared by `/invocations`, async submissions and batch
  * transform's `--compression Gzip`, so a body decodes the same way whichever door it comes in.
  */
-import type { Readable } from 'node:stream';
+import { finished, type Readable } from 'node:stream';
 import { createGunzip, createInflate } from 'node:zlib';
 import { InferdError, malformedBody } from '../errors.js';
 
@@ -41,16 +41,18 @@ const isZlibError = (error: unknown): boolean => String((error as { code?: unkno
 export async function* decodeContent(source: Readable, coding: ContentCoding): AsyncGenerator<Buffer> {
   // `deflate` is the zlib format (RFC 9110), as Node's and Python's clients send it.
   const decoder = coding === 'gzip' ? createGunzip() : createInflate();
-  const onSourceError = (error: Error) => decoder.destroy(error);
-  source.once('error', onSourceError);
+  // The source failing, or closing before its end, fails the decoding: pipe() would not say.
+  const stopWatching = finished(source, (error) => {
+    if (error) decoder.destroy(error);
+  });
   source.pipe(decoder);
   try {
     for await (const chunk of decoder) yield chunk as Buffer;
   } catch (error) {
-    if (isZlibError(error)) throw malformedBody(`the ${coding} body cannot be decoded: ${(error as Error).message}`, error);
+    if (isZlibError(error)) throw malformedBody(`the ${coding} data cannot be decoded: ${(error as Error).message}`, error);
     throw error;
   } finally {
-    source.off('error', onSourceError);
+    stopWatching();
     source.unpipe(decoder);
     decoder.destroy();
   }

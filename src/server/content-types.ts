@@ -35,7 +35,5 @@ export function responseEncoder(accept: string | undefined, defaultAccept: strin
  */
 export function installBodyParser(app: FastifyInstance, bodies: RequestBodies): void {
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (request, _payload, done) => {
-    bodies.read(request.raw).then((body) => done(null, body), done);
-  });
+  app.addContentTypeParser('*', (request, _payload, done) => bodies.read(request.raw, done));
 }

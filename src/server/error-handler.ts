@@ -9,7 +9,6 @@ import { InferdError, type ErrorCode } from '../errors.js';
 import type { RequestBodies } from './request-body.js';
 
 const FASTIFY_CODES: Record<string, ErrorCode> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: 'INFERD_ERR_PAYLOAD_TOO_LARGE',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'INFERD_ERR_UNSUPPORTED_MEDIA_TYPE',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'INFERD_ERR_BODY_MALFORMED',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'INFERD_ERR_BODY_EMPTY',
@@ -32,8 +31,8 @@ export function toInferdError(error: unknown): InferdError {
 
 export function sendError(reply: FastifyReply, error: InferdError): FastifyReply {
   if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
-  // A Buffer, so the type reads `application/json` as on every other JSON answer (a string
-  // would gain `; charset=utf-8`).
+  // A Buffer, so the type reads `application/json` as the invocation routes' JSON answers do (a
+  // string would gain `; charset=utf-8`): data capture records one form for both.
   return reply.code(error.statusCode).type('application/json').send(Buffer.from(JSON.stringify(error)));
 }
 

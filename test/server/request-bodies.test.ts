@@ -208,7 +208,65 @@ describe('compressed request bodies', () => {
     assert.equal(refused.json.code, 'INFERD_ERR_UNSUPPORTED_CONTENT_ENCODING');
   });
 
+  it('a body that goes on after its gzip stream ends gets 400 INFERD_ERR_BODY_MALFORMED', async () => {
+    const body = Buffer.concat([gzipSync(csv), Buffer.alloc(300 * 1024)]);
+    const res = await invoke(server.url, body, { 'content-type': 'text/csv', 'content-encoding': 'gzip' });
+    assert.equal(res.status, 400);
+    assert.equal(errorCode(res.text), 'INFERD_ERR_BODY_MALFORMED');
+  });
+
   it('the server serves the next request', () => assertServes(server.url));
+});
+
+describe('async submissions read their body only once accepted', () => {
+  const submitRaw = (headers: Record<string, string>, body: Uint8Array) =>
+    fetch(`${server.url}/async-invocations`, { method: 'POST', headers, body }).then(async (response) => ({
+      status: response.status,
+      connection: response.headers.get('connection'),
+      json: (await response.json()) as Record<string, unknown>,
+    }));
+
+  it('a refused submission of 3 MB is answered once its body is read, keeping the connection', async () => {
+    const refused = await submitRaw({ 'content-type': 'application/x-unknown' }, Buffer.alloc(3 * MIB, 0x31));
+    assert.equal(refused.status, 415);
+    assert.equal(refused.json.code, 'INFERD_ERR_UNSUPPORTED_MEDIA_TYPE');
+    // Read whole, not cut off by the discard cap: nothing is left over, so the connection stays.
+    assert.notEqual(refused.connection, 'close');
+  });
+
+  it('a corrupt gzip body for an inference id already known is never decoded: 202 with the first one, server unharmed', async () => {
+    const headers = { 'content-type': 'text/csv', 'x-amzn-sagemaker-inference-id': 'known-gzip' };
+    const first = await submitAsync(server.url, headers, csv);
+    assert.equal(first.status, 202, JSON.stringify(first.json));
+    const again = await submitRaw({ ...headers, 'content-encoding': 'gzip' }, Buffer.from('not gzip at all'));
+    assert.equal(again.status, 202);
+    assert.equal(again.json.InferenceId, 'known-gzip');
+    await assertServes(server.url);
+  });
+
+  it('Expect: 100-continue with a Content-Length over the async limit: 413 without asking for the body', async () => {
+    const answer = await new Promise<{ status: number; continued: boolean; text: string }>((resolve, reject) => {
+      let continued = false;
+      const request = httpRequest(`${server.url}/async-invocations`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-npy', 'content-length': 200 * MIB, expect: '100-continue' },
+      });
+      request.on('continue', () => {
+        continued = true;
+        request.destroy();
+      });
+      request.on('response', (response) => {
+        let text = '';
+        response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        response.on('end', () => resolve({ status: response.statusCode!, continued, text }));
+      });
+      request.on('error', reject);
+      request.flushHeaders();
+    });
+    assert.equal(answer.continued, false);
+    assert.equal(answer.status, 413);
+    assert.equal(errorCode(answer.text), TOO_LARGE);
+  });
 });
 
 /** Resident and peak resident memory of a process, in bytes (Linux). */

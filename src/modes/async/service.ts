@@ -51,8 +51,13 @@ export interface Submission {
   readonly endpointName?: string | undefined;
   readonly inferenceId?: string | undefined;
   readonly inputLocation?: string | undefined;
-  /** The request body when there is no input location. */
+  /**
+   * The request body when there is no input location: read only when the request is accepted,
+   * and left to the caller (unread) when it is refused or already known.
+   */
   readonly body?: Readable | undefined;
+  /** The body's size as the client declared it (`Content-Length`), checked before it is read. */
+  readonly declaredBytes?: number | undefined;
   readonly contentType?: string | undefined;
   readonly accept?: string | undefined;
   readonly customAttributes?: string | undefined;
@@ -148,10 +153,7 @@ export class AsyncInference {
     const queue = this.#q;
     const inferenceId = submission.inferenceId ?? randomUUID();
     const known = await queue.get(inferenceId);
-    if (known) {
-      submission.body?.resume();
-      return { job: known, created: false };
-    }
+    if (known) return { job: known, created: false };
     const model = this.#deps.runtime.model;
     if (!model) throw new InferdError('INFERD_ERR_NOT_READY', 'the model is not loaded yet');
     const contentType = submission.contentType ?? 'application/json';
@@ -165,10 +167,12 @@ export class AsyncInference {
     let inputLocation: string;
     let staged = false;
     if (submission.inputLocation !== undefined) {
-      submission.body?.resume();
       inputLocation = await this.#checkInput(submission.inputLocation, limitBytes, limitText);
     } else {
       if (!submission.body) throw new InferdError('INFERD_ERR_BODY_EMPTY', 'send the payload in the body or name it in X-Amzn-SageMaker-InputLocation');
+      if ((submission.declaredBytes ?? 0) > limitBytes) {
+        throw new InferdError('INFERD_ERR_PAYLOAD_TOO_LARGE', `the payload is ${submission.declaredBytes} bytes, more than ${limitText}`);
+      }
       // A fresh name per attempt: two requests racing with one inference id never share a file.
       inputLocation = joinUri(settings.inputPath, `${inferenceId}-${randomUUID()}`);
       await storageCall(() => this.#deps.openStore(inputLocation).put(inputLocation, limitedReadable(submission.body!, limitBytes, limitText)));

@@ -181,7 +181,16 @@ function sourceBytes(source: Readable, gzip: boolean, progress: TransformProgres
     }
   }
   if (!gzip) return counted();
-  return decodeContent(Readable.from(counted()), 'gzip');
+  return gunzipped(Readable.from(counted()));
+}
+
+/** The decoder leaves its source to its owner; here that is this function. */
+async function* gunzipped(source: Readable): AsyncGenerator<Buffer> {
+  try {
+    yield* decodeContent(source, 'gzip');
+  } finally {
+    source.destroy();
+  }
 }
 
 /** Filtered records for the model, keeping each original for the join, in order. */

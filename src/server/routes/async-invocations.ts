@@ -67,17 +67,23 @@ export function asyncInvocationRoutes(service: AsyncInference, bodies: RequestBo
     if (inputLocation !== undefined && hasBody) {
       throw new InferdError('INFERD_ERR_BAD_REQUEST', 'send the payload in the body or name it in X-Amzn-SageMaker-InputLocation, not both');
     }
-    const { job } = await service.submit({
+    const body = hasBody ? bodies.stream(request.raw) : undefined;
+    // The body is read only if the request is accepted; whatever is left of it is read before
+    // the answer (here, or in the error handler) so that the client hears it.
+    const submitted = service.submit({
       endpointName: request.params.endpointName,
       inferenceId: headers['x-amzn-sagemaker-inference-id'],
       inputLocation,
-      body: hasBody ? bodies.stream(request.raw) : undefined,
+      body,
+      declaredBytes: headers['content-length'],
       contentType: headers['x-amzn-sagemaker-content-type'] ?? (inputLocation === undefined ? headers['content-type'] : undefined),
       accept: headers['x-amzn-sagemaker-accept'],
       customAttributes: headers['x-amzn-sagemaker-custom-attributes'],
       requestTtlS: headers['x-amzn-sagemaker-requestttlseconds'],
       invocationTimeoutS: headers['x-amzn-sagemaker-invocationtimeoutseconds'],
     });
+    const { job } = await submitted.finally(() => body?.destroy());
+    if (!(await bodies.discardRest(request.raw))) reply.header('connection', 'close');
     return reply
       .code(202)
       .header('x-amzn-sagemaker-outputlocation', job.outputLocation)
