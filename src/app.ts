@@ -173,19 +173,20 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
 
   // Shutdown: from the first moment /ping answers 503 and new requests are refused, while the
   // requests already accepted run to the end; only once HTTP has drained do the workers stop.
-  const lifecycle = { closing: false };
+  // Answers close their connections only from `closeConnections` on (see drain()).
+  const lifecycle = { closing: false, closeConnections: false };
   http.addHook('preClose', async () => {
     lifecycle.closing = true;
+    lifecycle.closeConnections = true;
   });
   // Callback-style hooks: they run on every request, and an async hook costs a promise each.
   http.addHook('onRequest', (request, reply, done) => {
     if (!lifecycle.closing || request.url === '/ping') return done();
-    reply.header('connection', 'close');
     void answerError(bodies, request, reply, new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down'));
   });
   // Node keeps a keep-alive connection open after close() unless the response says otherwise.
   http.addHook('onSend', (_request, reply, payload, done) => {
-    if (lifecycle.closing) reply.header('connection', 'close');
+    if (lifecycle.closeConnections) reply.header('connection', 'close');
     done(null, payload);
   });
   http.addHook('onClose', async () => {
@@ -203,20 +204,30 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
   void http.register(metricsRoutes(metrics, cluster));
   if (asyncInference) void http.register(asyncInvocationRoutes(asyncInference, bodies));
 
-  const drain = async () => {
-    lifecycle.closing = true;
-    // Stop accepting connections but keep the open ones: Node's HTTP close() would also close
-    // idle keep-alive connections at once, resetting a request a client has just sent on one.
-    // (net.Server's close is what http.Server's calls after closing the idle connections.)
-    if (http.server.listening) NetServer.prototype.close.call(http.server);
-    // Requests arriving on open connections meanwhile are answered 503 with Connection: close.
-    // The grace ends early once every connection has closed.
+  /** Waits up to the grace, or until every connection has closed. */
+  const graceOrAllClosed = async () => {
     const grace = new AbortController();
     await Promise.race([
       once(http.server, 'close', { signal: grace.signal }),
       sleep(config.server.drainIdleGraceMs, undefined, { signal: grace.signal }),
     ]);
     grace.abort();
+  };
+  const drain = async () => {
+    // Requests are answered 503 from now on, but on connections kept open: nothing prompts
+    // clients to open new connections while the listener still takes them.
+    lifecycle.closing = true;
+    await sleep(config.server.drainIdleGraceMs);
+    // Stop accepting connections but keep the open ones: Node's HTTP close() would also close
+    // idle keep-alive connections at once, resetting a request a client has just sent on one.
+    // (net.Server's close is what http.Server's calls after closing the idle connections.)
+    if (http.server.listening) NetServer.prototype.close.call(http.server);
+    // Under --processes the primary holds the listener until every process has closed its side;
+    // a connection it took meanwhile would be handed to a process that no longer listens.
+    await cluster?.stoppedListening();
+    // Now a client that reconnects is refused: every answer closes its connection.
+    lifecycle.closeConnections = true;
+    await graceOrAllClosed();
     // Closes the connections still idle, waits for those with requests in flight, then the workers.
     await http.close();
   };

@@ -10,6 +10,8 @@ import { AggregatorRegistry, type Registry } from 'prom-client';
 
 type Message =
   | { type: 'inferd:ready' }
+  | { type: 'inferd:stopped-listening' }
+  | { type: 'inferd:all-stopped-listening' }
   | { type: 'inferd:all-ready'; value: boolean }
   | { type: 'inferd:metrics-request'; id: number }
   | { type: 'inferd:metrics-response'; id: number; body?: string; error?: string };
@@ -22,6 +24,13 @@ export interface ClusterLink {
   /** True once every process of the server has loaded and warmed up its models. */
   allReady(): boolean;
   reportReady(): void;
+  /**
+   * Draining: this process has closed its side of the listener. Resolves once every process
+   * has, when the primary has stopped taking connections: from then on a client that reconnects
+   * is refused, never handed to a process that has stopped listening (which would close it
+   * unanswered).
+   */
+  stoppedListening(): Promise<void>;
   /** The whole server's metrics, gathered by the primary. */
   metrics(): Promise<string>;
 }
@@ -35,6 +44,7 @@ export interface PrimaryLogger {
 export function runPrimary(processes: number, shutdownTimeoutS: number, log: PrimaryLogger): Promise<number> {
   const aggregator = new AggregatorRegistry();
   const ready = new Set<number>();
+  const stoppedListening = new Set<number>();
   let stopping = false;
   let exitCode = 0;
 
@@ -46,6 +56,12 @@ export function runPrimary(processes: number, shutdownTimeoutS: number, log: Pri
     for (const worker of Object.values(cluster.workers ?? {})) send(worker, message);
   };
   const fork = () => cluster.fork();
+  // Node's own message removing a process from the listener goes first on the same channel, so
+  // once every live process has said this, the primary has closed the listening socket.
+  const tellIfAllStoppedListening = () => {
+    const alive = Object.values(cluster.workers ?? {}).filter((w) => w && !w.isDead());
+    if (stoppedListening.size > 0 && alive.every((w) => stoppedListening.has(w!.id))) broadcast({ type: 'inferd:all-stopped-listening' });
+  };
 
   cluster.on('message', (worker: Worker, message: unknown) => {
     if (!isMessage(message)) return;
@@ -55,6 +71,9 @@ export function runPrimary(processes: number, shutdownTimeoutS: number, log: Pri
         log.info({ processes }, `all ${processes} server processes ready`);
         broadcast({ type: 'inferd:all-ready', value: true });
       }
+    } else if (message.type === 'inferd:stopped-listening') {
+      stoppedListening.add(worker.id);
+      tellIfAllStoppedListening();
     } else if (message.type === 'inferd:metrics-request') {
       aggregator.clusterMetrics().then(
         (body) => send(worker, { type: 'inferd:metrics-response', id: message.id, body }),
@@ -81,6 +100,7 @@ export function runPrimary(processes: number, shutdownTimeoutS: number, log: Pri
       }
       const alive = Object.values(cluster.workers ?? {}).filter((w) => w && !w.isDead());
       if (stopping && alive.length === 0) resolve(exitCode);
+      if (stopping) tellIfAllStoppedListening();
     });
 
     const stop = (reason: string) => {
@@ -109,11 +129,14 @@ export function joinCluster(registry: Registry): ClusterLink {
   new AggregatorRegistry();
   AggregatorRegistry.setRegistries([registry]);
   let allReady = false;
+  let allStoppedListening: () => void = () => {};
+  const allStopped = new Promise<void>((resolve) => (allStoppedListening = resolve));
   let nextId = 0;
   const pending = new Map<number, { resolve: (body: string) => void; reject: (error: Error) => void }>();
   process.on('message', (message: unknown) => {
     if (!isMessage(message)) return;
     if (message.type === 'inferd:all-ready') allReady = message.value;
+    else if (message.type === 'inferd:all-stopped-listening') allStoppedListening();
     else if (message.type === 'inferd:metrics-response') {
       const request = pending.get(message.id);
       pending.delete(message.id);
@@ -124,6 +147,10 @@ export function joinCluster(registry: Registry): ClusterLink {
   return {
     allReady: () => allReady,
     reportReady: () => process.send!({ type: 'inferd:ready' } satisfies Message),
+    stoppedListening: () => {
+      process.send!({ type: 'inferd:stopped-listening' } satisfies Message);
+      return allStopped;
+    },
     metrics: () =>
       new Promise((resolve, reject) => {
         const id = nextId++;

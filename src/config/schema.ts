@@ -91,7 +91,7 @@ export const ConfigSchema = z
           .max(60_000)
           .default(1000)
           .describe(
-            'On SIGTERM, how long keep-alive connections stay open (no new ones are accepted) so that a request already on the wire is answered 503 rather than reset; then idle ones close.',
+            'On SIGTERM, how long requests are answered 503 on connections kept open before the listener closes, and at most how long idle connections then stay before they close (docs/runtime.md, Shutdown).',
           ),
       })
       .strict()
