@@ -9,7 +9,7 @@ import { readdirSync } from 'node:fs';
 import { z } from 'zod';
 import { CLI_FLAGS, ConfigSchema, ENV_VARS } from '../src/config/schema.js';
 import { ModelConfigSchema } from '../src/config/model-schema.js';
-import { ERROR_CODES } from '../src/errors.js';
+import { ERROR_CODES, RUNTIME_API_STATUS } from '../src/errors.js';
 
 interface JsonSchemaNode {
   type?: string | string[];
@@ -59,9 +59,11 @@ function modelConfigTable(): string {
 }
 
 function errorTable(): string {
-  const rows = ['| status | code | when |', '|---|---|---|'];
+  const rows = ['| status | code | runtime API | when |', '|---|---|---|---|'];
   const entries = Object.entries(ERROR_CODES).sort(([, a], [, b]) => a.status - b.status);
-  for (const [code, { status, summary }] of entries) rows.push(`| ${status} | \`${code}\` | ${cell(summary)} |`);
+  for (const [code, { status, runtimeApi, summary }] of entries) {
+    rows.push(`| ${status} | \`${code}\` | \`${runtimeApi}\` ${RUNTIME_API_STATUS[runtimeApi]} | ${cell(summary)} |`);
+  }
   return rows.join('\n');
 }
 

@@ -25,6 +25,7 @@ import { Runtime } from './runtime/runtime.js';
 import { installBodyParser } from './server/content-types.js';
 import { answerError, installErrorHandler, toInferdError } from './server/error-handler.js';
 import { RequestBodies } from './server/request-body.js';
+import { runtimeApiRouteOf, stampRuntimeApiHeaders } from './server/runtime-api.js';
 import { asyncInvocationRoutes } from './server/routes/async-invocations.js';
 import { healthRoutes } from './server/routes/health.js';
 import { invocationRoutes } from './server/routes/invocations.js';
@@ -106,6 +107,7 @@ function buildAsync(config: Config, runtime: Runtime, metrics: Metrics, log: Fas
       allowedInputPrefixes: settings.allowedInputPrefixes,
       maxConcurrentInvocations: settings.maxConcurrentInvocations,
       maxPayloadBytes: settings.maxPayloadMb * MIB,
+      realTimeMaxPayloadBytes: Math.floor(config.server.maxPayloadMb * MIB),
       includeResponseInSuccess: settings.includeResponseIn.includes('SUCCESS_NOTIFICATION_TOPIC'),
       includeResponseInError: settings.includeResponseIn.includes('ERROR_NOTIFICATION_TOPIC'),
       defaultAccept: config.server.defaultAccept,
@@ -180,6 +182,12 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
     lifecycle.closeConnections = true;
   });
   // Callback-style hooks: they run on every request, and an async hook costs a promise each.
+  // First, so that every answer of a runtime-API route, a refusal included, carries them.
+  const { variantName } = config.capture;
+  http.addHook('onRequest', (request, reply, done) => {
+    if (runtimeApiRouteOf(request) !== undefined) stampRuntimeApiHeaders(request, reply, variantName);
+    done();
+  });
   http.addHook('onRequest', (request, reply, done) => {
     if (!lifecycle.closing || request.url === '/ping') return done();
     void answerError(bodies, request, reply, new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down'));

@@ -5,55 +5,84 @@
  * `errorFromCode`, so callers match on `code`, never on `instanceof` across threads.
  */
 
+/**
+ * The error types of SageMaker's runtime API (`InvokeEndpoint` and friends), which the AWS SDKs
+ * raise as modelled exceptions. On the runtime-API routes an error answers as its type: a model
+ * or input error is `ModelError` (424, never retried), an overload `ServiceUnavailable` (503,
+ * retried), and so on; `/invocations` keeps inferd's own `{ code, message }` and status.
+ */
+export type RuntimeApiError = 'ModelError' | 'ValidationError' | 'ModelNotReadyException' | 'ServiceUnavailable' | 'InternalFailure';
+
+export const RUNTIME_API_STATUS: Record<RuntimeApiError, number> = {
+  ModelError: 424,
+  ValidationError: 400,
+  ModelNotReadyException: 429,
+  ServiceUnavailable: 503,
+  InternalFailure: 500,
+};
+
 export const ERROR_CODES = {
   INFERD_ERR_BODY_MALFORMED: {
     status: 400,
+    runtimeApi: 'ModelError',
     summary: 'The body cannot be parsed as its Content-Type says, or its `Content-Encoding` stream is corrupt.',
   },
-  INFERD_ERR_BODY_EMPTY: { status: 400, summary: 'The request has no body.' },
-  INFERD_ERR_BAD_REQUEST: { status: 400, summary: 'The request line or headers are malformed.' },
-  INFERD_ERR_NOT_FOUND: { status: 404, summary: 'No such route.' },
-  INFERD_ERR_METHOD_NOT_ALLOWED: { status: 405, summary: 'The route exists for other methods; `Allow` lists them.' },
+  INFERD_ERR_BODY_EMPTY: { status: 400, runtimeApi: 'ModelError', summary: 'The request has no body.' },
+  INFERD_ERR_BAD_REQUEST: { status: 400, runtimeApi: 'ValidationError', summary: 'The request line or headers are malformed.' },
+  INFERD_ERR_SESSIONS_DISABLED: {
+    status: 400,
+    runtimeApi: 'ValidationError',
+    summary: 'An `X-Amzn-SageMaker-Session-Id` arrived, but stateful sessions are not enabled (inferd serves stateless models).',
+  },
+  INFERD_ERR_NOT_FOUND: { status: 404, runtimeApi: 'ValidationError', summary: 'No such route.' },
+  INFERD_ERR_METHOD_NOT_ALLOWED: { status: 405, runtimeApi: 'ValidationError', summary: 'The route exists for other methods; `Allow` lists them.' },
   INFERD_ERR_ASYNC_INPUT_FORBIDDEN: {
     status: 403,
+    runtimeApi: 'ValidationError',
     summary: 'The async `X-Amzn-SageMaker-InputLocation` is outside `INFERD_ASYNC_ALLOWED_INPUT_PREFIXES`.',
   },
-  INFERD_ERR_ASYNC_INPUT_NOT_FOUND: { status: 400, summary: 'No object at the async `X-Amzn-SageMaker-InputLocation`.' },
-  INFERD_ERR_ASYNC_NOT_FOUND: { status: 404, summary: 'No async request has this inference id (or it is past its retention).' },
+  INFERD_ERR_ASYNC_INPUT_NOT_FOUND: { status: 400, runtimeApi: 'ValidationError', summary: 'No object at the async `X-Amzn-SageMaker-InputLocation`.' },
+  INFERD_ERR_ASYNC_NOT_FOUND: { status: 404, runtimeApi: 'ValidationError', summary: 'No async request has this inference id (or it is past its retention).' },
   INFERD_ERR_NOT_ACCEPTABLE: {
     status: 406,
+    runtimeApi: 'ModelError',
     summary: 'No supported response format matches `Accept`, or the format cannot carry the model outputs.',
   },
   INFERD_ERR_PAYLOAD_TOO_LARGE: {
     status: 413,
+    runtimeApi: 'ValidationError',
     summary: 'The body is larger than `SAGEMAKER_MAX_PAYLOAD_IN_MB` (async: than `INFERD_ASYNC_MAX_PAYLOAD_MB`, or 1024 MiB for CSV and JSON Lines).',
   },
   INFERD_ERR_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
+    runtimeApi: 'ModelError',
     summary: 'The `Content-Type` is not supported, or not for this model.',
   },
   INFERD_ERR_UNSUPPORTED_CONTENT_ENCODING: {
     status: 415,
+    runtimeApi: 'ModelError',
     summary: 'The `Content-Encoding` is not `gzip`, `deflate` or `identity`.',
   },
   INFERD_ERR_INPUT_INVALID: {
     status: 422,
+    runtimeApi: 'ModelError',
     summary: 'The tensors do not match the model signature: names, dtype, rank, dimensions or element count.',
   },
   INFERD_ERR_CANCELLED: {
     status: 499,
+    runtimeApi: 'InternalFailure',
     summary: 'The client closed the connection before its answer (while sending its body, or while its request was queued); logged only, nothing is sent.',
   },
-  INFERD_ERR_QUEUE_FULL: { status: 503, summary: 'The inference queue is full; retry after `Retry-After` seconds.' },
-  INFERD_ERR_NOT_READY: { status: 503, summary: 'The model is still loading or warming up.' },
-  INFERD_ERR_SHUTTING_DOWN: { status: 503, summary: 'The server is draining before it exits.' },
-  INFERD_ERR_STORAGE_UNAVAILABLE: { status: 503, summary: 'Object storage (S3) or the async queue could not be reached; retry.' },
-  INFERD_ERR_TIMEOUT: { status: 504, summary: 'No answer within `SAGEMAKER_MODEL_SERVER_TIMEOUT` seconds.' },
-  INFERD_ERR_INFERENCE_FAILED: { status: 500, summary: 'ONNX Runtime failed to run the model.' },
-  INFERD_ERR_INTERNAL: { status: 500, summary: 'An unexpected server error; details are logged, never returned.' },
-  INFERD_ERR_CONFIG_INVALID: { status: 500, summary: 'Startup only: the configuration is invalid (exit code 1).' },
-  INFERD_ERR_MODEL_LOAD_FAILED: { status: 500, summary: 'Startup only: the model cannot be loaded (exit code 1).' },
-} as const satisfies Record<string, { status: number; summary: string }>;
+  INFERD_ERR_QUEUE_FULL: { status: 503, runtimeApi: 'ServiceUnavailable', summary: 'The inference queue is full; retry after `Retry-After` seconds.' },
+  INFERD_ERR_NOT_READY: { status: 503, runtimeApi: 'ModelNotReadyException', summary: 'The model is still loading or warming up.' },
+  INFERD_ERR_SHUTTING_DOWN: { status: 503, runtimeApi: 'ServiceUnavailable', summary: 'The server is draining before it exits.' },
+  INFERD_ERR_STORAGE_UNAVAILABLE: { status: 503, runtimeApi: 'ServiceUnavailable', summary: 'Object storage (S3) or the async queue could not be reached; retry.' },
+  INFERD_ERR_TIMEOUT: { status: 504, runtimeApi: 'ModelError', summary: 'No answer within `SAGEMAKER_MODEL_SERVER_TIMEOUT` seconds.' },
+  INFERD_ERR_INFERENCE_FAILED: { status: 500, runtimeApi: 'ModelError', summary: 'ONNX Runtime failed to run the model.' },
+  INFERD_ERR_INTERNAL: { status: 500, runtimeApi: 'InternalFailure', summary: 'An unexpected server error; details are logged, never returned.' },
+  INFERD_ERR_CONFIG_INVALID: { status: 500, runtimeApi: 'InternalFailure', summary: 'Startup only: the configuration is invalid (exit code 1).' },
+  INFERD_ERR_MODEL_LOAD_FAILED: { status: 500, runtimeApi: 'InternalFailure', summary: 'Startup only: the model cannot be loaded (exit code 1).' },
+} as const satisfies Record<string, { status: number; runtimeApi: RuntimeApiError; summary: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 

@@ -1,12 +1,14 @@
 /**
  * The one place errors become responses: `{ code, message }`, the status that code maps to, a
  * `Retry-After` on transient 503s, and never a stack trace. Fastify's own errors are translated
- * to inferd codes so a client sees one vocabulary. Every error answer waits until the rest of
+ * to inferd codes so a client sees one vocabulary; on the runtime-API routes the same errors
+ * answer in that API's terms (runtime-api.ts). Every error answer waits until the rest of
  * the request body has been read (up to a cap), so a client still writing it hears the answer.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InferdError, type ErrorCode } from '../errors.js';
 import type { RequestBodies } from './request-body.js';
+import { runtimeApiRouteOf, sendRuntimeApiError } from './runtime-api.js';
 
 const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'INFERD_ERR_UNSUPPORTED_MEDIA_TYPE',
@@ -42,7 +44,8 @@ export function sendError(reply: FastifyReply, error: InferdError): FastifyReply
  */
 export async function answerError(bodies: RequestBodies, request: FastifyRequest, reply: FastifyReply, error: InferdError): Promise<FastifyReply> {
   if (!(await bodies.discardRest(request.raw))) reply.header('connection', 'close');
-  return sendError(reply, error);
+  const runtimeApi = runtimeApiRouteOf(request);
+  return runtimeApi === undefined ? sendError(reply, error) : sendRuntimeApiError(reply, error, runtimeApi);
 }
 
 export function installErrorHandler(app: FastifyInstance, bodies: RequestBodies): void {

@@ -7,6 +7,7 @@ import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
+import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { InvokeEndpointAsyncCommand, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import { openObjectStore } from '../../src/storage/open-store.js';
 import { MODELS, REPO_ROOT, invoke, startServer, type TestServer } from '../helper.js';
@@ -49,6 +50,18 @@ async function asyncEnv(extra: Record<string, string> = {}): Promise<Record<stri
 const store = () => openObjectStore(`s3://${OUT}/x`, { s3Endpoint: s3.endpoint });
 const objectText = async (uri: string) => (await store().getBuffer(uri)).toString('utf8');
 const metricsText = async (url: string) => (await fetch(`${url}/metrics`)).text();
+const csvRows = () => csv.trim().split('\n');
+const jsonLines = () => csvRows().map((row) => `[${row}]`).join('\n') + '\n';
+
+/** The Content-Type an answer was stored under, as S3 reports it. */
+async function objectContentType(key: string): Promise<string | undefined> {
+  const client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED' });
+  try {
+    return (await client.send(new HeadObjectCommand({ Bucket: OUT, Key: key }))).ContentType;
+  } finally {
+    client.destroy();
+  }
+}
 
 before(async () => {
   s3 = await startS3Server({ buckets: [IN, OUT] });
@@ -57,7 +70,12 @@ before(async () => {
   await store().put(`s3://${IN}/data/requests.csv`, csv);
   await store().put(`s3://${IN}/other/requests.csv`, csv);
   server = await startServer(MODELS.forest, {
-    env: await asyncEnv({ INFERD_ASYNC_INCLUDE_RESPONSE_IN: 'SUCCESS_NOTIFICATION_TOPIC,ERROR_NOTIFICATION_TOPIC', INFERD_ASYNC_MAX_PAYLOAD_MB: '0.01' }),
+    env: await asyncEnv({
+      INFERD_ASYNC_INCLUDE_RESPONSE_IN: 'SUCCESS_NOTIFICATION_TOPIC,ERROR_NOTIFICATION_TOPIC',
+      INFERD_ASYNC_MAX_PAYLOAD_MB: '0.01',
+      // A real-time limit that a test payload can pass, to be streamed a record a line.
+      SAGEMAKER_MAX_PAYLOAD_IN_MB: '1',
+    }),
   });
 });
 
@@ -206,15 +224,44 @@ describe('async inference', () => {
     assert.equal(((await unknown.json()) as { code: string }).code, 'INFERD_ERR_ASYNC_NOT_FOUND');
   });
 
-  it('streams a CSV payload past the whole-payload limit through the batch path', async () => {
-    const rows = csv.trim().split('\n');
-    // ~1.2 MB: over the 0.01 MiB whole-payload limit, and more than one 1 MiB mini-batch.
-    const large = Array.from({ length: 6000 }, (_, i) => rows[i % rows.length]).join('\n') + '\n';
-    const expected = await invoke(server.url, large, { 'content-type': 'text/csv', accept: 'text/csv' });
-    const accepted = await submitAsync(server.url, { 'content-type': 'text/csv', 'x-amzn-sagemaker-accept': 'text/csv', 'x-amzn-sagemaker-inference-id': 'large-csv' }, large);
+  for (const [name, contentType, body, accept] of [
+    ['CSV, answered as JSON', 'text/csv', () => csv, 'application/json'],
+    ['CSV, answered as CSV', 'text/csv', () => csv, 'text/csv'],
+    ['JSON Lines, answered as JSON', 'application/jsonlines', () => jsonLines(), 'application/json'],
+    ['JSON Lines, answered as JSON Lines', 'application/jsonlines', () => jsonLines(), 'application/jsonlines'],
+    ['JSON instances, answered as JSON', 'application/json', () => JSON.stringify({ instances: csvRows().map((row) => row.split(',').map(Number)) }), 'application/json'],
+  ] as const) {
+    it(`stores a payload within the real-time limit as /invocations answers it: ${name}`, async () => {
+      const id = `same-${contentType.replace('/', '-')}-${accept.replace('/', '-')}`;
+      const expected = await invoke(server.url, body(), { 'content-type': contentType, accept });
+      assert.equal(expected.status, 200, expected.text);
+      const accepted = await submitAsync(server.url, { 'content-type': contentType, 'x-amzn-sagemaker-accept': accept, 'x-amzn-sagemaker-inference-id': id }, body());
+      assert.equal(accepted.status, 202);
+      assert.equal((await finished(server.url, id)).status, 'completed');
+      assert.equal(await objectText(`s3://${OUT}/results/${id}.out`), expected.text);
+      assert.equal(await objectContentType(`results/${id}.out`), expected.headers.get('content-type'));
+    });
+  }
+
+  it('streams a CSV payload past the real-time limit through the batch path, a record a line, stored as JSON Lines', async () => {
+    const rows = csvRows();
+    // ~1.4 MB: over the 1 MiB real-time limit, and more than one 1 MiB mini-batch.
+    const lines = Array.from({ length: 9000 }, (_, i) => rows[i % rows.length]);
+    const large = lines.join('\n') + '\n';
+    // The same records a line, asked of /invocations in pieces within its limit.
+    let expected = '';
+    for (let from = 0; from < lines.length; from += 2000) {
+      const piece = await invoke(server.url, lines.slice(from, from + 2000).join('\n') + '\n', { 'content-type': 'text/csv', accept: 'application/jsonlines' });
+      assert.equal(piece.status, 200, piece.text);
+      expected += piece.text;
+    }
+    const accepted = await submitAsync(server.url, { 'content-type': 'text/csv', 'x-amzn-sagemaker-accept': 'application/json', 'x-amzn-sagemaker-inference-id': 'large-csv' }, large);
     assert.equal(accepted.status, 202);
     assert.equal((await finished(server.url, 'large-csv')).status, 'completed');
-    assert.equal(await objectText(`s3://${OUT}/results/large-csv.out`), expected.text);
+    const stored = await objectText(`s3://${OUT}/results/large-csv.out`);
+    assert.ok(stored === expected, `the stored answer (${stored.length} bytes) is /invocations' records, a line each (${expected.length} bytes)`);
+    assert.equal(stored.trim().split('\n').length, 9000);
+    assert.equal(await objectContentType('results/large-csv.out'), 'application/jsonlines');
     // Over 128 KB: the notification goes without the body.
     const notification = CompletedNotificationSchema.parse((await hooks.waitFor('/success', 'large-csv')).body);
     assert.equal(notification.responseParameters.responseBody, undefined);

@@ -1,15 +1,16 @@
 /**
  * Runs one async request: reads its payload, answers it through the in-process inference API,
- * and writes the answer to its output location. A record stream (CSV, JSON Lines) goes through
- * the batch-transform path, record by record, so a payload of up to 1 GB is never held whole;
- * any other payload is read whole (up to `maxPayloadBytes`) and answered as `/invocations` would.
+ * and writes the answer to its output location. A payload that fits the real-time limit is
+ * answered byte for byte as `/invocations` answers it. A larger record stream (CSV, JSON Lines)
+ * goes through the batch-transform path, record by record, so a payload of up to 1 GB is never
+ * held whole, and is stored a record a line under the type that says so (`text/csv` or
+ * `application/jsonlines`); any other payload is read whole, up to `maxPayloadBytes`.
  */
 import { isLineType } from '../../codecs/batch-records.js';
 import { InferdError, type ErrorCode } from '../../errors.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { requestDecoder, responseEncoder } from '../../server/content-types.js';
 import { StorageError, type ObjectStore } from '../../storage/object-store.js';
-import { invokeBatch } from '../batch-invocation.js';
 import { invokeWhole } from '../invocation.js';
 import { inProcessInvoker } from '../transform/invokers.js';
 import { transformObject, type TransformProgress } from '../transform/job.js';
@@ -56,6 +57,8 @@ export interface RunDeps {
   readonly openStore: (uri: string) => ObjectStore;
   readonly defaultAccept: string;
   readonly maxPayloadBytes: number;
+  /** Payloads up to this size are answered exactly as `/invocations` answers them. */
+  readonly realTimeMaxPayloadBytes: number;
   /** Answers at most this large are read back for the notification; 0: none. */
   readonly keepResponseUpToBytes: number;
   /** Aborted when the request runs past its invocation timeout. */
@@ -79,7 +82,6 @@ const SILENT: TransformProgress = { start() {}, bytesRead() {}, recordsDone() {}
 
 /** Mini-batches of a streamed payload: small, so that several keep every instance busy. */
 const STREAM_MINI_BATCH_MB = 1;
-const MIB = 1024 * 1024;
 
 async function download<T>(job: AsyncJob, operation: () => Promise<T>): Promise<T> {
   try {
@@ -101,19 +103,15 @@ export async function runJob(job: AsyncJob, deps: RunDeps): Promise<JobResult> {
   const info = await download(job, () => inputStore.stat(job.inputLocation));
   const isCancelled = () => deps.signal.aborted;
 
-  if (isRecordStream(decoder.mediaType) && info.sizeBytes <= STREAM_MINI_BATCH_MB * MIB) {
-    // One mini-batch: the same answer as the stream below gives, without its machinery.
-    const body = await download(job, () => inputStore.getBuffer(job.inputLocation));
-    const answer = await invokeBatch(deps.runtime, model, { body, mediaType: decoder.mediaType, encoder, recordErrors: 'fail', isCancelled });
-    return writeAnswer(job, deps, outputStore, answer.body, encoder.mediaType);
-  }
-  if (isRecordStream(decoder.mediaType)) {
+  if (isRecordStream(decoder.mediaType) && info.sizeBytes > deps.realTimeMaxPayloadBytes) {
+    // Written a record a line: JSON answers are JSON Lines, and stored as such.
+    const accept = encoder.mediaType === 'application/json' ? 'application/jsonlines' : encoder.mediaType;
     const options = resolveOptions(
       TransformOptionsSchema.parse({
         input: job.inputLocation,
         output: job.outputLocation,
         contentType: decoder.mediaType,
-        accept: encoder.mediaType,
+        accept,
         splitType: 'Line',
         batchStrategy: 'MultiRecord',
         maxPayloadMb: STREAM_MINI_BATCH_MB,
@@ -122,14 +120,14 @@ export async function runJob(job: AsyncJob, deps: RunDeps): Promise<JobResult> {
       }),
       {},
     );
-    const invoker = inProcessInvoker(deps.runtime, { contentType: decoder.mediaType, accept: encoder.mediaType, recordErrors: 'fail', isCancelled });
+    const invoker = inProcessInvoker(deps.runtime, { contentType: decoder.mediaType, accept, recordErrors: 'fail', isCancelled });
     await transformObject({ options, invoker, openStore: deps.openStore, progress: SILENT }, { uri: job.inputLocation, relativePath: job.inferenceId, sizeBytes: info.sizeBytes }, job.outputLocation);
     const written = deps.keepResponseUpToBytes > 0 ? await outputStore.stat(job.outputLocation) : undefined;
     const responseBody = written && written.sizeBytes <= deps.keepResponseUpToBytes ? await outputStore.getBuffer(job.outputLocation) : undefined;
-    return { contentType: encoder.mediaType, responseBody };
+    return { contentType: accept, responseBody };
   }
 
-  if (info.sizeBytes > deps.maxPayloadBytes) {
+  if (!isRecordStream(decoder.mediaType) && info.sizeBytes > deps.maxPayloadBytes) {
     throw new InferdError('INFERD_ERR_PAYLOAD_TOO_LARGE', `the payload is ${info.sizeBytes} bytes, more than INFERD_ASYNC_MAX_PAYLOAD_MB allows`);
   }
   const body = await download(job, () => inputStore.getBuffer(job.inputLocation));

@@ -38,6 +38,8 @@ export interface AsyncSettings {
   /** Unset: two per model instance. */
   readonly maxConcurrentInvocations: number | undefined;
   readonly maxPayloadBytes: number;
+  /** Payloads up to this size are answered exactly as `/invocations` answers them. */
+  readonly realTimeMaxPayloadBytes: number;
   readonly includeResponseInSuccess: boolean;
   readonly includeResponseInError: boolean;
   readonly defaultAccept: string;
@@ -314,6 +316,7 @@ export class AsyncInference {
       openStore: this.#deps.openStore,
       defaultAccept: settings.defaultAccept,
       maxPayloadBytes: settings.maxPayloadBytes,
+      realTimeMaxPayloadBytes: settings.realTimeMaxPayloadBytes,
       keepResponseUpToBytes: settings.includeResponseInSuccess ? MAX_EMBEDDED_RESPONSE_BYTES : 0,
       signal: deadline.signal,
     });

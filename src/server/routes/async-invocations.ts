@@ -97,7 +97,7 @@ export function asyncInvocationRoutes(service: AsyncInference, bodies: RequestBo
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
     app.post('/async-invocations', submit);
-    app.post('/endpoints/:endpointName/async-invocations', submit);
+    app.post('/endpoints/:endpointName/async-invocations', { config: { runtimeApi: 'async' } }, submit);
     app.get('/async-invocations/:inferenceId', async (request: FastifyRequest<{ Params: { inferenceId: string } }>) =>
       statusBody(await service.status(request.params.inferenceId)),
     );
