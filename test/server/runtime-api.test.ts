@@ -94,6 +94,30 @@ describe('a timed-out invocation', () => {
     assert.equal(counterValue(exposition, 'inferd_request_errors_total{model="slow-matmul",code="INFERD_ERR_TIMEOUT"}'), 1);
     assert.equal(counterValue(exposition, 'inferd_rows_inferred_total{model="slow-matmul"}'), 24_000);
   });
+
+  it('raises ModelError in boto3 too, with no retry: one more timeout, one more run', async () => {
+    const before = await metrics(slow);
+    const body = `${Buffer.from(slowNpy(24_000)).toString('base64')}`;
+    const result = await boto3(
+      `${BOTO3_CLIENT}
+import base64
+try:
+    runtime.invoke_endpoint(EndpointName='ep', ContentType='application/x-npy', Accept='application/x-npy',
+                            Body=base64.b64decode(sys.stdin.read()))
+    print(json.dumps({}))
+except runtime.exceptions.ModelError as error:
+    print(json.dumps({'original': error.response['OriginalStatusCode'], 'retries': error.response['ResponseMetadata']['RetryAttempts']}))
+`,
+      slow.url,
+      body,
+    );
+    assert.deepEqual(result, { original: 504, retries: 0 });
+    await until(async () => ((await gauge(slow, 'inferd_busy_workers{model="slow-matmul"}')) === 0 ? true : undefined), 60_000, 'the worker to finish');
+    const now = await metrics(slow);
+    const delta = (series: string) => counterValue(now, series) - counterValue(before, series);
+    assert.equal(delta('inferd_request_errors_total{model="slow-matmul",code="INFERD_ERR_TIMEOUT"}'), 1);
+    assert.equal(delta('inferd_rows_inferred_total{model="slow-matmul"}'), 24_000);
+  });
 });
 
 describe('a full queue', () => {
@@ -208,9 +232,13 @@ describe('InvokeEndpointWithResponseStream', () => {
 });
 
 /** Runs a Python snippet with Debian's boto3 (scripts/install-test-tools.sh puts it in .tools). */
-async function boto3(script: string, url: string): Promise<Record<string, unknown>> {
-  const { stdout } = await promisify(execFile)(`${REPO_ROOT}.tools/bin/python3-boto3`, ['-c', script, url], { env: { HOME: '/nonexistent', PATH: process.env.PATH ?? '' } });
-  return JSON.parse(stdout) as Record<string, unknown>;
+async function boto3(script: string, url: string, stdin = ''): Promise<Record<string, unknown>> {
+  const run = promisify(execFile)(`${REPO_ROOT}.tools/bin/python3-boto3`, ['-c', script, url], {
+    env: { HOME: '/nonexistent', PATH: process.env.PATH ?? '' },
+    maxBuffer: 1024 * 1024,
+  });
+  run.child.stdin!.end(stdin);
+  return JSON.parse((await run).stdout) as Record<string, unknown>;
 }
 
 const BOTO3_CLIENT = `
