@@ -79,7 +79,7 @@ export const ERROR_CODES = {
   INFERD_ERR_STORAGE_UNAVAILABLE: { status: 503, runtimeApi: 'ServiceUnavailable', summary: 'Object storage (S3) or the async queue could not be reached; retry.' },
   INFERD_ERR_TIMEOUT: { status: 504, runtimeApi: 'ModelError', summary: 'No answer within `SAGEMAKER_MODEL_SERVER_TIMEOUT` seconds.' },
   INFERD_ERR_INFERENCE_FAILED: { status: 500, runtimeApi: 'ModelError', summary: 'ONNX Runtime failed to run the model.' },
-  INFERD_ERR_INTERNAL: { status: 500, runtimeApi: 'InternalFailure', summary: 'An unexpected server error; details are logged, never returned.' },
+  INFERD_ERR_INTERNAL: { status: 500, runtimeApi: 'ModelError', summary: 'An unexpected server error; details are logged, never returned.' },
   INFERD_ERR_CONFIG_INVALID: { status: 500, runtimeApi: 'InternalFailure', summary: 'Startup only: the configuration is invalid (exit code 1).' },
   INFERD_ERR_MODEL_LOAD_FAILED: { status: 500, runtimeApi: 'InternalFailure', summary: 'Startup only: the model cannot be loaded (exit code 1).' },
 } as const satisfies Record<string, { status: number; runtimeApi: RuntimeApiError; summary: string }>;

@@ -30,3 +30,11 @@ export function modelStreamErrorEvent(errorCode: string, message: string): Uint8
     body: Buffer.from(JSON.stringify({ Message: message, ErrorCode: errorCode })),
   });
 }
+
+/** A failure of inferd's own (not the model's) after the first part: retryable, as SageMaker's. */
+export function internalStreamFailureEvent(message: string): Uint8Array {
+  return codec.encode({
+    headers: { ':exception-type': header('InternalStreamFailure'), ':message-type': header('exception'), ':content-type': header('application/json') },
+    body: Buffer.from(JSON.stringify({ Message: message })),
+  });
+}

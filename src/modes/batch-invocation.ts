@@ -22,6 +22,8 @@ export interface BatchInvocation {
   readonly recordErrors: RecordErrors;
   readonly shapeHeader?: string | undefined;
   readonly isCancelled?: (() => boolean) | undefined;
+  /** A later part of a request already admitted (see the runtime's `SubmitOptions`). */
+  readonly admitted?: boolean | undefined;
 }
 
 export interface BatchAnswer {
@@ -52,7 +54,7 @@ export async function invokeBatch(runtime: Runtime, model: ModelInfo, request: B
 
 async function inferBody(runtime: Runtime, model: ModelInfo, body: Buffer, request: BatchInvocation, encoder: ResponseEncoder): Promise<BatchAnswer> {
   const decoded = decodeBatchBody(body, request.mediaType, model.signature, { shapeHeader: request.shapeHeader });
-  const result = await runtime.infer(ownedTensors(decoded.inputs, body), { isCancelled: request.isCancelled });
+  const result = await runtime.infer(ownedTensors(decoded.inputs, body), { isCancelled: request.isCancelled, admitted: request.admitted });
   const encoded = encoder.encode(result.outputs, model.signature, { style: decoded.style, modelName: model.name });
   return { body: encoded, queueMs: result.queueMs };
 }

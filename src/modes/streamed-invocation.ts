@@ -1,14 +1,13 @@
 /**
  * A multi-record request answered record by record, for response streaming: its records (CSV
  * rows, JSON Lines, the items of a JSON `instances` array) go through the in-process inference
- * API in mini-batches, a few in flight, and each mini-batch's answer is yielded, in order, as
- * soon as it and those before it are done. The first records therefore go out before the last
- * are computed, and only a few mini-batches' answers are held at a time. Every part holds whole
- * records, one a line, so a client can split the stream between parts.
+ * API in parts of `recordsPerPart`, `partsInFlight` at a time, and each part's answer is yielded,
+ * in order, as soon as it and those before it are done. The first records therefore go out
+ * before the last are computed. Every part holds whole records, one a line (CSV or JSON Lines),
+ * so a client can split the stream between parts. Anything else is answered in one part.
  */
 import { batchEncoder, isLineType, recordLines } from '../codecs/batch-records.js';
-import type { ResponseEncoder } from '../codecs/codec.js';
-import { decoderFor } from '../codecs/registry.js';
+import type { RequestDecoder, ResponseEncoder } from '../codecs/codec.js';
 import { InferdError, malformedBody } from '../errors.js';
 import type { ModelInfo, Runtime } from '../runtime/runtime.js';
 import { invokeBatch } from './batch-invocation.js';
@@ -16,18 +15,18 @@ import { invokeWhole } from './invocation.js';
 
 export interface StreamedInvocation {
   readonly body: Buffer;
-  /** The request's media type: lower-case, without parameters. */
-  readonly mediaType: string;
+  readonly decoder: RequestDecoder;
   readonly encoder: ResponseEncoder;
-  /** Records in one mini-batch, and so in one part. */
+  readonly shapeHeader?: string | undefined;
+  /** Records in one part. */
   readonly recordsPerPart: number;
-  /** Mini-batches computed ahead of the one being sent. */
+  /** Parts computed ahead of the one being sent. */
   readonly partsInFlight: number;
   readonly isCancelled?: (() => boolean) | undefined;
 }
 
 export interface StreamedAnswer {
-  /** The parts' media type: JSON is written a record a line (`application/jsonlines`). */
+  /** The parts' media type: JSON records are written a record a line (`application/jsonlines`). */
   readonly mediaType: string;
   /** How many parts will come. */
   readonly partCount: number;
@@ -54,22 +53,22 @@ function jsonRecords(body: Buffer): Records | undefined {
 }
 
 function recordsOf(body: Buffer, mediaType: string): Records | undefined {
-  const canonical = decoderFor(mediaType)?.mediaType;
-  if (canonical === 'application/json') return jsonRecords(body);
+  if (mediaType === 'application/json') return jsonRecords(body);
   if (!isLineType(mediaType)) return undefined;
   const lines = recordLines(body);
   if (lines.length === 0) throw new InferdError('INFERD_ERR_BODY_EMPTY', 'the request has no records, only blank lines');
   return { lines, mediaType };
 }
 
+/** A model whose batch dimension is fixed takes its records whole, not in parts. */
+const takesParts = (model: ModelInfo) => model.signature.inputs.every((input) => input.shape[0] === null);
+
 export function invokeStreamed(runtime: Runtime, model: ModelInfo, request: StreamedInvocation): StreamedAnswer {
-  const records = recordsOf(request.body, request.mediaType);
+  const records = isLineType(request.encoder.mediaType) && takesParts(model) ? recordsOf(request.body, request.decoder.mediaType) : undefined;
   if (records === undefined) {
-    // One tensor document (NPY, raw bytes, a JSON object of named inputs): one part, the answer.
-    const decoder = decoderFor(request.mediaType);
-    if (!decoder) throw new InferdError('INFERD_ERR_UNSUPPORTED_MEDIA_TYPE', `Content-Type ${request.mediaType} is not supported`);
     const whole = async function* () {
-      yield (await invokeWhole(runtime, model, { body: request.body, decoder, encoder: request.encoder, isCancelled: request.isCancelled })).body;
+      const { body, decoder, encoder, shapeHeader, isCancelled } = request;
+      yield (await invokeWhole(runtime, model, { body, decoder, encoder, shapeHeader, isCancelled })).body;
     };
     return { mediaType: request.encoder.mediaType, partCount: 1, parts: whole() };
   }
@@ -81,23 +80,34 @@ export function invokeStreamed(runtime: Runtime, model: ModelInfo, request: Stre
 
 async function* answerParts(runtime: Runtime, model: ModelInfo, request: StreamedInvocation, records: Records, encoder: ResponseEncoder): AsyncGenerator<Buffer> {
   const { lines } = records;
+  let stopped = false;
+  // Once the stream has ended, failed or lost its client, parts not yet run are dropped.
+  const isCancelled = () => stopped || (request.isCancelled?.() ?? false);
   const pending: Array<Promise<Buffer>> = [];
   let next = 0;
   const startNext = () => {
     const part = lines.slice(next, next + request.recordsPerPart);
+    // The queue's verdict on the first part is the request's: a later part is never refused
+    // for a full queue half-way through the stream.
+    const admitted = next > 0;
     next += part.length;
     const body = Buffer.concat(part.flatMap((line) => [line, NEWLINE]));
-    const answer = invokeBatch(runtime, model, { body, mediaType: records.mediaType, encoder, recordErrors: 'fail', isCancelled: request.isCancelled });
-    const answered = answer.then((result) => result.body);
+    const answered = invokeBatch(runtime, model, { body, mediaType: records.mediaType, encoder, recordErrors: 'fail', shapeHeader: request.shapeHeader, isCancelled, admitted }).then(
+      (result) => result.body,
+    );
     // Awaited in order later; a failure before its turn must not count as unhandled meanwhile.
     answered.catch(() => {});
     pending.push(answered);
   };
-  while (pending.length < request.partsInFlight && next < lines.length) startNext();
-  while (pending.length > 0) {
-    const part = await pending.shift()!;
-    if (next < lines.length && !request.isCancelled?.()) startNext();
-    yield part;
+  try {
+    while (pending.length < request.partsInFlight && next < lines.length) startNext();
+    while (pending.length > 0) {
+      const part = await pending.shift()!;
+      if (next < lines.length) startNext();
+      yield part;
+    }
+  } finally {
+    stopped = true;
   }
 }
 

@@ -28,6 +28,11 @@ export interface SubmitOptions {
    * inference is never aborted. A plain function, not an AbortSignal: it costs nothing per request.
    */
   readonly isCancelled?: (() => boolean) | undefined;
+  /**
+   * A later part of a request the queue has already taken (a streamed answer): never refused
+   * for a full queue, so that a stream does not break half-way under load.
+   */
+  readonly admitted?: boolean | undefined;
 }
 
 export interface BatcherStats {
@@ -110,9 +115,9 @@ export class Batcher {
     return { queued: this.#queued, queuedRows: this.#queuedRows, inFlight: this.#inFlight };
   }
 
-  submit(inputs: NamedTensors, { isCancelled }: SubmitOptions = {}): Promise<InferenceResult> {
+  submit(inputs: NamedTensors, { isCancelled, admitted }: SubmitOptions = {}): Promise<InferenceResult> {
     if (this.#closed) return Promise.reject(new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down'));
-    if (this.#queued >= this.#options.maxQueueSize) {
+    if (this.#queued >= this.#options.maxQueueSize && !admitted) {
       return Promise.reject(
         new InferdError('INFERD_ERR_QUEUE_FULL', `the inference queue is full (${this.#options.maxQueueSize} requests waiting)`),
       );

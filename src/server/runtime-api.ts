@@ -18,8 +18,14 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * The runtime-API operation a request is for: any path under `/endpoints/` answers in that API's
+ * terms, an unknown one (404, 405) as `InvokeEndpoint` would. The path is checked first, so the
+ * hot `/invocations` never reads the route's options.
+ */
 export function runtimeApiRouteOf(request: FastifyRequest): RuntimeApiRoute | undefined {
-  return request.routeOptions?.config?.runtimeApi;
+  if (!request.url.startsWith('/endpoints/')) return undefined;
+  return request.routeOptions?.config?.runtimeApi ?? 'invoke';
 }
 
 /** What SageMaker adds to each runtime answer: the variant, and an id the SDKs report. */

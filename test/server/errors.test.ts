@@ -57,7 +57,7 @@ describe('client errors on churn-forest', () => {
   });
 
   it('400 for a malformed URL, a repeated shape header and unparsable framing, in the same shape', async () => {
-    assertError(await invoke(server.url, '{}', {}, '/endpoints/%zz/invocations'), 400, 'INFERD_ERR_BAD_REQUEST');
+    assertError(await invoke(server.url, '{}', {}, '/invocations/%zz'), 400, 'INFERD_ERR_BAD_REQUEST');
     const { request } = await import('node:http');
     const shape = await new Promise<{ status: number; text: string }>((resolve, reject) => {
       const req = request(`${server.url}/invocations`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'x-inferd-shape': ['1,20', '1,20'] } }, (res) => {
@@ -89,7 +89,6 @@ describe('client errors on churn-forest', () => {
     const cases: Array<[string, string, string]> = [
       ['GET', '/invocations', 'POST'],
       ['PUT', '/invocations?x=1', 'POST'],
-      ['GET', '/endpoints/ep/invocations', 'POST'],
       ['POST', '/ping', 'GET, HEAD'],
       ['DELETE', '/metrics', 'GET, HEAD'],
     ];

@@ -2,8 +2,8 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest }
 import { Readable } from 'node:stream';
 import type { DataCapture } from '../../capture/data-capture.js';
 import { recordLines } from '../../codecs/batch-records.js';
-import type { ResponseEncoder } from '../../codecs/codec.js';
-import { modelStreamErrorEvent, payloadPartEvent } from '../../codecs/event-stream.js';
+import type { RequestDecoder, ResponseEncoder } from '../../codecs/codec.js';
+import { internalStreamFailureEvent, modelStreamErrorEvent, payloadPartEvent } from '../../codecs/event-stream.js';
 import { jsonLinesEncoder } from '../../codecs/jsonlines.js';
 import type { Config } from '../../config/schema.js';
 import { InferdError } from '../../errors.js';
@@ -15,6 +15,7 @@ import type { ModelInfo, Runtime } from '../../runtime/runtime.js';
 import { mediaTypeOf, requestDecoder, responseEncoder } from '../content-types.js';
 import { installCaptureHooks } from '../capture-hooks.js';
 import { toInferdError } from '../error-handler.js';
+import { runtimeApiRouteOf } from '../runtime-api.js';
 
 const CUSTOM_ATTRIBUTES = 'x-amzn-sagemaker-custom-attributes';
 const SESSION_ID = 'x-amzn-sagemaker-session-id';
@@ -39,44 +40,56 @@ function clientGone(reply: FastifyReply): () => boolean {
   return () => gone;
 }
 
-/** Records in flight at once while a request is streamed, per model instance. */
+/** Records in one part of a streamed answer, and parts computed ahead per model instance. */
+const STREAM_RECORDS_PER_PART = 64;
 const STREAM_PARTS_IN_FLIGHT_PER_INSTANCE = 2;
 
-/** A record stream in Server-Sent Events: each record one `data:` event; a late failure one `error` event. */
-async function* serverSentEvents(first: Buffer, rest: AsyncGenerator<Buffer>, log: FastifyBaseLogger): AsyncGenerator<string> {
-  const frames = (part: Buffer) =>
-    recordLines(part)
-      .map((record) => `data: ${record.toString('utf8')}\n\n`)
-      .join('');
-  yield frames(first);
+/**
+ * The frames of a streamed answer: its first part (already computed, before any header went
+ * out), then the rest; a failure after the first part can no longer change the status, so it
+ * becomes a last frame of its own, and is logged as the error handler would.
+ */
+async function* framed<T>(
+  first: Buffer,
+  rest: AsyncGenerator<Buffer>,
+  frame: (part: Buffer) => T,
+  failureFrame: (error: InferdError) => T,
+  log: FastifyBaseLogger,
+): AsyncGenerator<T> {
+  yield frame(first);
   try {
-    for await (const part of rest) yield frames(part);
+    for await (const part of rest) yield frame(part);
   } catch (error) {
     const inferdError = toInferdError(error);
-    log.error({ err: error, code: inferdError.code }, `the stream failed after its first part: ${inferdError.message}`);
-    yield `event: error\ndata: ${JSON.stringify(inferdError)}\n\n`;
+    const line = { err: error, code: inferdError.code };
+    if (inferdError.statusCode >= 500) log.error(line, `the stream failed after its first part: ${inferdError.message}`);
+    else log.info(line, `the stream failed after its first part: ${inferdError.message}`);
+    yield failureFrame(inferdError);
   }
 }
 
-/** A record stream as AWS event stream messages: `PayloadPart`s, a late failure `ModelStreamError`. */
-async function* eventStream(first: Buffer, rest: AsyncGenerator<Buffer>, log: FastifyBaseLogger): AsyncGenerator<Uint8Array> {
-  yield payloadPartEvent(first);
-  try {
-    for await (const part of rest) yield payloadPartEvent(part);
-  } catch (error) {
-    const inferdError = toInferdError(error);
-    log.error({ err: error, code: inferdError.code }, `the stream failed after its first part: ${inferdError.message}`);
-    const errorCode = inferdError.code === 'INFERD_ERR_TIMEOUT' ? 'ModelInvocationTimeExceeded' : inferdError.code;
-    yield modelStreamErrorEvent(errorCode, JSON.stringify(inferdError));
-  }
-}
+/** Server-Sent Events: each record one `data:` event; a late failure one `error` event. */
+const serverSentEvent = (part: Buffer) =>
+  recordLines(part)
+    .map((record) => `data: ${record.toString('utf8')}\n\n`)
+    .join('');
+const serverSentError = (error: InferdError) => `event: error\ndata: ${JSON.stringify(error)}\n\n`;
+
+/** AWS event stream: a late failure is SageMaker's ModelStreamError, or InternalStreamFailure for ours. */
+const streamFailureEvent = (error: InferdError) => {
+  if (error.code === 'INFERD_ERR_INTERNAL') return internalStreamFailureEvent(error.message);
+  return modelStreamErrorEvent(error.code === 'INFERD_ERR_TIMEOUT' ? 'ModelInvocationTimeExceeded' : error.code, JSON.stringify(error));
+};
+
+/** One Buffer a chunk, computed no further ahead than the stream is read. */
+const chunks = <T>(frames: AsyncGenerator<T>) => Readable.from(frames, { highWaterMark: 1 });
 
 /** `POST /invocations`, and SageMaker's runtime API for unchanged clients: `InvokeEndpoint` and `InvokeEndpointWithResponseStream`. */
 export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metrics, capture: DataCapture | undefined) {
   const errorCodes = new WeakMap<FastifyRequest, string>();
 
   /** What every invocation checks first: a model ready, no session, a body. */
-  const accept = (request: FastifyRequest): { model: ModelInfo; body: Buffer } => {
+  const admit = (request: FastifyRequest): { model: ModelInfo; body: Buffer } => {
     const model = runtime.model;
     if (!model || runtime.state !== 'ready') {
       throw new InferdError(runtime.state === 'loading' ? 'INFERD_ERR_NOT_READY' : 'INFERD_ERR_SHUTTING_DOWN', `the server is ${runtime.state}`);
@@ -95,12 +108,13 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
     return reply;
   };
 
-  const streamed = (request: FastifyRequest, reply: FastifyReply, model: ModelInfo, body: Buffer, mediaType: string, encoder: ResponseEncoder) =>
+  const streamed = (request: FastifyRequest, reply: FastifyReply, model: ModelInfo, body: Buffer, decoder: RequestDecoder, encoder: ResponseEncoder) =>
     invokeStreamed(runtime, model, {
       body,
-      mediaType,
+      decoder,
       encoder,
-      recordsPerPart: model.batching.maxBatchSize,
+      shapeHeader: shapeHeaderOf(request),
+      recordsPerPart: STREAM_RECORDS_PER_PART,
       partsInFlight: STREAM_PARTS_IN_FLIGHT_PER_INSTANCE * model.maxInstances,
       isCancelled: clientGone(reply),
     });
@@ -113,10 +127,13 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
   };
 
   const invoke = async (request: FastifyRequest, reply: FastifyReply) => {
-    const { model, body } = accept(request);
+    const { model, body } = admit(request);
     const { headers } = request;
     const decoder = requestDecoder(headers['content-type']);
-    const wantsEvents = !config.batch.enabled && mediaTypeOf(headers.accept) === 'text/event-stream';
+    // Only the container route streams: on the runtime route a late failure must still be a
+    // ModelError with its status, which a stream that has begun can no longer give.
+    const canStream = !config.batch.enabled && runtimeApiRouteOf(request) === undefined;
+    const wantsEvents = canStream && mediaTypeOf(headers.accept) === 'text/event-stream';
     const encoder = wantsEvents ? jsonLinesEncoder : responseEncoder(headers.accept, config.server.defaultAccept);
     encoder.assertCanEncode?.(model.signature);
     const send = (payload: Buffer) => withCustomAttributes(request, reply).type(encoder.mediaType).send(payload);
@@ -135,14 +152,19 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
     }
 
     // Records one a line can go out as they are computed: chunked, or as Server-Sent Events.
-    if (wantsEvents || encoder.mediaType === 'application/jsonlines') {
-      const answer = streamed(request, reply, model, body, decoder.mediaType, encoder);
+    if (wantsEvents || (canStream && encoder.mediaType === 'application/jsonlines')) {
+      const answer = streamed(request, reply, model, body, decoder, encoder);
       const first = await firstPart(answer.parts);
       if (wantsEvents) {
-        return withCustomAttributes(request, reply).type('text/event-stream').send(Readable.from(serverSentEvents(first, answer.parts, request.log)));
+        return withCustomAttributes(request, reply)
+          .type('text/event-stream')
+          .header('cache-control', 'no-cache')
+          .send(chunks(framed(first, answer.parts, serverSentEvent, serverSentError, request.log)));
       }
       if (answer.partCount === 1) return send(first);
-      return withCustomAttributes(request, reply).type(answer.mediaType).send(Readable.from(prepend(first, answer.parts)));
+      // A late failure ends the response unfinished: the client sees a broken stream, never a
+      // partial answer that looks whole.
+      return withCustomAttributes(request, reply).type(answer.mediaType).send(chunks(prepend(first, answer.parts)));
     }
 
     const answer = await invokeWhole(runtime, model, { body, decoder, encoder, shapeHeader: shapeHeaderOf(request), isCancelled: clientGone(reply) });
@@ -154,18 +176,18 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
 
   /** `InvokeEndpointWithResponseStream`: the client's Accept travels as `X-Amzn-SageMaker-Accept`. */
   const invokeWithResponseStream = async (request: FastifyRequest, reply: FastifyReply) => {
-    const { model, body } = accept(request);
+    const { model, body } = admit(request);
     const { headers } = request;
     const decoder = requestDecoder(headers['content-type']);
     const acceptHeader = headers['x-amzn-sagemaker-accept'];
     const encoder = responseEncoder(typeof acceptHeader === 'string' ? acceptHeader : headers.accept, config.server.defaultAccept);
     encoder.assertCanEncode?.(model.signature);
-    const answer = streamed(request, reply, model, body, decoder.mediaType, encoder);
+    const answer = streamed(request, reply, model, body, decoder, encoder);
     const first = await firstPart(answer.parts);
     return withCustomAttributes(request, reply)
       .header('x-amzn-sagemaker-content-type', answer.mediaType)
       .type('application/vnd.amazon.eventstream')
-      .send(Readable.from(eventStream(first, answer.parts, request.log)));
+      .send(chunks(framed(first, answer.parts, payloadPartEvent, streamFailureEvent, request.log)));
   };
 
   return async (app: FastifyInstance) => {
