@@ -90,10 +90,15 @@ async function* answerParts(runtime: Runtime, model: ModelInfo, request: Streame
     // The queue's verdict on the first part is the request's: a later part is never refused
     // for a full queue half-way through the stream.
     const admitted = next > 0;
+    const partRecords = `records ${next + 1}-${next + part.length}`;
     next += part.length;
     const body = Buffer.concat(part.flatMap((line) => [line, NEWLINE]));
     const answered = invokeBatch(runtime, model, { body, mediaType: records.mediaType, encoder, recordErrors: 'fail', shapeHeader: request.shapeHeader, isCancelled, admitted }).then(
       (result) => result.body,
+      // A decoder counts lines within the part; the client counts them within its request.
+      (error: unknown) => {
+        throw error instanceof InferdError ? new InferdError(error.code, `${partRecords} of the request: ${error.message}`) : error;
+      },
     );
     // Awaited in order later; a failure before its turn must not count as unhandled meanwhile.
     answered.catch(() => {});

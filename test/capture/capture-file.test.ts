@@ -69,6 +69,28 @@ describe('data capture to a file destination', () => {
     assert.equal(byId.get('req-4')!.captureData.endpointOutput!.observedContentType, 'application/json');
   });
 
+  it('captures a streamed answer whole, as the client received it', async (t) => {
+    const destination = await mkdtemp(join(tmpdir(), 'inferd-capture-'));
+    const server = await startServer(MODELS.mlp, {
+      env: {
+        INFERD_CAPTURE_ENABLED: 'true',
+        INFERD_CAPTURE_DESTINATION: `file://${destination}`,
+        INFERD_CAPTURE_SAMPLING_PERCENTAGE: '100',
+        INFERD_CAPTURE_SPOOL_DIR: await mkdtemp(join(tmpdir(), 'inferd-spool-')),
+      },
+    });
+    t.after(() => server.http.close());
+    // 200 records: four parts, sent chunked.
+    const rows = Array.from({ length: 200 }, () => ROW.join(',')).join('\n') + '\n';
+    const res = await invoke(server.url, rows, { 'content-type': 'text/csv', accept: 'application/jsonlines' });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('transfer-encoding'), 'chunked');
+    await server.http.close();
+    const [file] = await filesUnder(destination);
+    const [record] = parseRecords(await readFile(file!, 'utf8'));
+    assert.deepEqual(decode(record!.captureData.endpointOutput!), Buffer.from(res.bytes));
+  });
+
   it('captures only the input when asked, and nothing when not sampled', async (t) => {
     const destination = await mkdtemp(join(tmpdir(), 'inferd-capture-'));
     const server = await startServer(MODELS.mlp, {

@@ -243,6 +243,22 @@ describe('InvokeEndpointWithResponseStream', () => {
     assert.equal(error.OriginalStatusCode, 422);
   });
 
+  it('a late failure on /invocations breaks off the chunked answer, or ends the events with an error event, and is counted', async () => {
+    const errors = () => gauge(slow, 'inferd_request_errors_total{model="slow-matmul",code="INFERD_ERR_INPUT_INVALID"}');
+    const before = await errors();
+    const broken = await fetch(`${slow.url}/invocations`, { method: 'POST', headers: { 'content-type': 'text/csv', accept: 'application/jsonlines' }, body: records(128) + '1,2,3\n' })
+      .then((response) => response.text())
+      .then(
+        () => 'read whole',
+        (error: Error & { cause?: { code?: string } }) => error.cause?.code ?? error.message,
+      );
+    assert.notEqual(broken, 'read whole', 'the client cannot take a partial answer for a whole one');
+    const events = await invoke(slow.url, records(128) + '1,2,3\n', { 'content-type': 'text/csv', accept: 'text/event-stream' });
+    assert.equal(events.status, 200);
+    assert.match(events.text, /\n\nevent: error\ndata: \{"code":"INFERD_ERR_INPUT_INVALID"/);
+    await until(async () => ((await errors()) - before === 2 ? true : undefined), 20_000, 'both failures counted');
+  });
+
   it('/invocations streams the same records as Server-Sent Events, and as chunked JSON Lines', async () => {
     const lines = await invoke(slow.url, records(120), { 'content-type': 'text/csv', accept: 'application/jsonlines' });
     assert.equal(lines.status, 200);

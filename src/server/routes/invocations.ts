@@ -54,18 +54,38 @@ async function* framed<T>(
   rest: AsyncGenerator<Buffer>,
   frame: (part: Buffer) => T,
   failureFrame: (error: InferdError) => T,
-  log: FastifyBaseLogger,
+  failed: (error: InferdError) => void,
 ): AsyncGenerator<T> {
   yield frame(first);
   try {
     for await (const part of rest) yield frame(part);
   } catch (error) {
     const inferdError = toInferdError(error);
-    const line = { err: error, code: inferdError.code };
-    if (inferdError.statusCode >= 500) log.error(line, `the stream failed after its first part: ${inferdError.message}`);
-    else log.info(line, `the stream failed after its first part: ${inferdError.message}`);
+    failed(inferdError);
     yield failureFrame(inferdError);
   }
+}
+
+/**
+ * A chunked answer whose late failure ends the response unfinished: the client sees a broken
+ * stream, never a partial answer that looks whole.
+ */
+async function* brokenOnFailure(first: Buffer, rest: AsyncGenerator<Buffer>, failed: (error: InferdError) => void): AsyncGenerator<Buffer> {
+  yield first;
+  try {
+    yield* rest;
+  } catch (error) {
+    failed(toInferdError(error));
+    throw error;
+  }
+}
+
+/** Logged as the error handler logs: by status. */
+function logLateFailure(log: FastifyBaseLogger, error: InferdError): void {
+  const line = { err: error, code: error.code };
+  const message = `the stream failed after its first part: ${error.message}`;
+  if (error.statusCode >= 500) log.error(line, message);
+  else log.info(line, message);
 }
 
 /** Server-Sent Events: each record one `data:` event; a late failure one `error` event. */
@@ -119,6 +139,19 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
       isCancelled: clientGone(reply),
     });
 
+  /**
+   * A failure after the first part is logged and counted under its code. An answer that still
+   * ends normally is counted when it does (onResponse); one broken off never reaches onResponse,
+   * so it is counted here.
+   */
+  const lateFailure =
+    (request: FastifyRequest, reply: FastifyReply, model: ModelInfo, { answerEnds } = { answerEnds: true }) =>
+    (error: InferdError) => {
+      logLateFailure(request.log, error);
+      errorCodes.set(request, error.code);
+      if (!answerEnds) metrics.request(model.name, reply.statusCode, reply.elapsedTime, error.code);
+    };
+
   /** The first part is awaited before any header goes out: a failure there is a plain error answer. */
   const firstPart = async (parts: AsyncGenerator<Buffer>): Promise<Buffer> => {
     const first = await parts.next();
@@ -159,12 +192,12 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
         return withCustomAttributes(request, reply)
           .type('text/event-stream')
           .header('cache-control', 'no-cache')
-          .send(chunks(framed(first, answer.parts, serverSentEvent, serverSentError, request.log)));
+          .send(chunks(framed(first, answer.parts, serverSentEvent, serverSentError, lateFailure(request, reply, model))));
       }
       if (answer.partCount === 1) return send(first);
-      // A late failure ends the response unfinished: the client sees a broken stream, never a
-      // partial answer that looks whole.
-      return withCustomAttributes(request, reply).type(answer.mediaType).send(chunks(prepend(first, answer.parts)));
+      return withCustomAttributes(request, reply)
+        .type(answer.mediaType)
+        .send(chunks(brokenOnFailure(first, answer.parts, lateFailure(request, reply, model, { answerEnds: false }))));
     }
 
     const answer = await invokeWhole(runtime, model, { body, decoder, encoder, shapeHeader: shapeHeaderOf(request), isCancelled: clientGone(reply) });
@@ -187,7 +220,7 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
     return withCustomAttributes(request, reply)
       .header('x-amzn-sagemaker-content-type', answer.mediaType)
       .type('application/vnd.amazon.eventstream')
-      .send(chunks(framed(first, answer.parts, payloadPartEvent, streamFailureEvent, request.log)));
+      .send(chunks(framed(first, answer.parts, payloadPartEvent, streamFailureEvent, lateFailure(request, reply, model))));
   };
 
   return async (app: FastifyInstance) => {
@@ -211,7 +244,3 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
   };
 }
 
-async function* prepend(first: Buffer, rest: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
-  yield first;
-  yield* rest;
-}
