@@ -12,11 +12,14 @@ import {
   InvokeEndpointCommand,
   InvokeEndpointWithResponseStreamCommand,
   ModelError,
+  ModelNotReadyException,
   ModelStreamError,
   SageMakerRuntimeClient,
   ServiceUnavailable,
   ValidationError,
 } from '@aws-sdk/client-sagemaker-runtime';
+import { ERROR_CODES, InferdError, type ErrorCode } from '../../src/errors.js';
+import { runtimeApiError, type RuntimeApiRoute } from '../../src/server/runtime-api.js';
 import { MODELS, REPO_ROOT, invoke, startServer, type TestServer } from '../helper.js';
 import { writeNpy } from '../npy.js';
 import { counterValue, until } from '../async/toolkit.js';
@@ -87,6 +90,48 @@ describe('every path under /endpoints/', () => {
     }
     // The container's own routes keep inferd's answers.
     assert.equal((await fetch(`${forest.url}/invocations`)).status, 405);
+  });
+});
+
+describe('the runtime API error of each inferd code', () => {
+  const cases: Array<[ErrorCode, RuntimeApiRoute, string, number]> = [
+    ['INFERD_ERR_INPUT_INVALID', 'invoke', 'ModelError', 424],
+    ['INFERD_ERR_TIMEOUT', 'invoke', 'ModelError', 424],
+    ['INFERD_ERR_INTERNAL', 'invoke', 'ModelError', 424],
+    ['INFERD_ERR_QUEUE_FULL', 'invoke', 'ServiceUnavailable', 503],
+    ['INFERD_ERR_SHUTTING_DOWN', 'stream', 'ServiceUnavailable', 503],
+    ['INFERD_ERR_NOT_READY', 'invoke', 'ModelNotReadyException', 429],
+    ['INFERD_ERR_PAYLOAD_TOO_LARGE', 'invoke', 'ValidationError', 400],
+    ['INFERD_ERR_SESSIONS_DISABLED', 'invoke', 'ValidationError', 400],
+    // An async submission runs nothing: what would be the model's error is the request's.
+    ['INFERD_ERR_UNSUPPORTED_MEDIA_TYPE', 'async', 'ValidationError', 400],
+    ['INFERD_ERR_UNSUPPORTED_MEDIA_TYPE', 'invoke', 'ModelError', 424],
+    ['INFERD_ERR_STORAGE_UNAVAILABLE', 'async', 'ServiceUnavailable', 503],
+  ];
+  for (const [code, route, type, status] of cases) {
+    it(`${code} on ${route}: ${type} ${status}`, () => {
+      const answer = runtimeApiError(new InferdError(code, 'why'), route);
+      assert.equal(answer.type, type);
+      assert.equal(answer.status, status);
+      if (type === 'ModelError') {
+        assert.equal(answer.body.OriginalStatusCode, ERROR_CODES[code].status);
+        assert.deepEqual(JSON.parse(String(answer.body.OriginalMessage)), { code, message: 'why' });
+      } else {
+        assert.equal(answer.body.Message, `${code}: why`);
+      }
+    });
+  }
+
+  it('a model still loading raises ModelNotReadyException in the SDK', async () => {
+    const loading = await startServer(MODELS.forest, { load: false });
+    try {
+      const rt = new SageMakerRuntimeClient({ endpoint: loading.url, region: 'us-east-1', credentials: { accessKeyId: 'unused', secretAccessKey: 'unused' }, maxAttempts: 1 });
+      const error = await rt.send(new InvokeEndpointCommand({ EndpointName: 'ep', ContentType: 'text/csv', Body: FOREST_ROW })).catch((e: unknown) => e);
+      assert.ok(error instanceof ModelNotReadyException, String(error));
+      assert.equal(error.$metadata.httpStatusCode, 429);
+    } finally {
+      await loading.http.close();
+    }
   });
 });
 
@@ -161,6 +206,7 @@ describe('a full queue', () => {
 
     const rt = client(slow);
     const refusals: number[] = [];
+    const retryAfter: Array<string | undefined> = [];
     // Sits inside the SDK's own retry loop and only watches: when an attempt is refused, it lets
     // the SDK see the refusal once the queue has room again, so that the retry the SDK decides
     // on (after its own back-off) finds room whatever the speed of the machine.
@@ -171,6 +217,7 @@ describe('a full queue', () => {
         } catch (error) {
           if (error instanceof ServiceUnavailable) {
             refusals.push(error.$metadata.httpStatusCode ?? 0);
+            retryAfter.push((error as { $response?: { headers: Record<string, string> } }).$response?.headers['retry-after']);
             await blocker;
             await until(async () => ((await gauge(slow, 'inferd_queued_requests{model="slow-matmul"}')) === 0 ? true : undefined), 20_000, 'room in the queue');
           }
@@ -181,6 +228,7 @@ describe('a full queue', () => {
     );
     const answer = await rt.send(new InvokeEndpointCommand({ EndpointName: 'ep', ContentType: 'text/csv', Body: SLOW_ROW }));
     assert.deepEqual(refusals, [503]);
+    assert.deepEqual(retryAfter, ['1']);
     assert.equal(answer.$metadata.attempts, 2);
     assert.equal((await blocker).status, 200);
     for (const filler of await Promise.all(fillers)) assert.equal(filler.status, 200);
