@@ -182,13 +182,11 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
     lifecycle.closeConnections = true;
   });
   // Callback-style hooks: they run on every request, and an async hook costs a promise each.
-  // First, so that every answer of a runtime-API route, a refusal included, carries them.
+  // One hook, first: every answer of a runtime-API route, a refusal included, names the variant
+  // and the request; while draining, requests are refused here.
   const { variantName } = config.capture;
   http.addHook('onRequest', (request, reply, done) => {
     if (runtimeApiRouteOf(request) !== undefined) stampRuntimeApiHeaders(request, reply, variantName);
-    done();
-  });
-  http.addHook('onRequest', (request, reply, done) => {
     if (!lifecycle.closing || request.url === '/ping') return done();
     void answerError(bodies, request, reply, new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down'));
   });
