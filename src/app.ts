@@ -210,6 +210,8 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
   void http.register(metricsRoutes(metrics, cluster));
   if (asyncInference) void http.register(asyncInvocationRoutes(asyncInference, bodies));
 
+  const openConnections = () =>
+    new Promise<number>((resolve) => http.server.getConnections((error, count) => resolve(error ? 1 : count)));
   /** Waits up to the grace, or until every connection has closed. */
   const graceOrAllClosed = async () => {
     const grace = new AbortController();
@@ -223,7 +225,8 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
     // Requests are answered 503 from now on, but on connections kept open: nothing prompts
     // clients to open new connections while the listener still takes them.
     lifecycle.closing = true;
-    await sleep(config.server.drainIdleGraceMs);
+    // A server with no connection open has no client to hold back: it closes its listener at once.
+    if ((await openConnections()) > 0) await sleep(config.server.drainIdleGraceMs);
     // Stop accepting connections but keep the open ones: Node's HTTP close() would also close
     // idle keep-alive connections at once, resetting a request a client has just sent on one.
     // (net.Server's close is what http.Server's calls after closing the idle connections.)
