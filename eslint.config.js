@@ -25,9 +25,20 @@ export default tseslint.config(
   {
     files: ['src/runtime/**/*.ts'],
     rules: restrict([
-      { group: ['fastify', '../server/*'], message: 'the runtime knows nothing of HTTP' },
+      { group: ['fastify', '**/server/*', '**/app.js'], message: 'the runtime knows nothing of HTTP' },
       { group: ['../codecs/*', '!../codecs/tensor.js'], message: 'the runtime takes tensors, not bytes' },
+      { group: ['**/autoscale/*', '**/metrics.js', '**/capture/*', '**/config/schema.js'], message: 'the runtime is handed typed settings; autoscalers and metrics attach through its hooks (app.ts)' },
     ]),
+  },
+  // Modes (real-time, batch, async, transform) call the data plane and the runtime; the server calls them.
+  {
+    files: ['src/modes/**/*.ts', 'src/data-plane.ts', 'src/repository/**/*.ts'],
+    rules: restrict([{ group: ['fastify', '**/server/*', '**/app.js'], message: 'modes, the data plane and the repository never import the server' }]),
+  },
+  // Metrics read a stats source and count what the composition root forwards to them.
+  {
+    files: ['src/metrics.ts'],
+    rules: restrict([{ group: ['./runtime/*', './autoscale/*', './capture/*', './modes/*', './server/*'], message: 'metrics read a StatsSource; app.ts wires the components to them' }]),
   },
   // One decoder for compressed bodies, so every door (HTTP, async, transform) decodes and limits
   // them alike. (The typescript-eslint rule, so it adds to the per-folder rules above.)

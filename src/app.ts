@@ -10,9 +10,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
+import { LoadSignals } from './autoscale/load-signals.js';
+import { neededCapacity } from './autoscale/policy.js';
+import { WorkerAutoscaler } from './autoscale/worker-autoscaler.js';
 import { DataCapture } from './capture/data-capture.js';
 import type { ClusterLink } from './cluster.js';
+import { runtimeSettings } from './config/runtime-settings.js';
 import type { Config } from './config/schema.js';
+import { DataPlane } from './data-plane.js';
 import { InferdError } from './errors.js';
 import { Metrics } from './metrics.js';
 import { registerAsyncMetrics } from './modes/async/async-metrics.js';
@@ -21,7 +26,10 @@ import { RedisQueue } from './modes/async/redis-queue.js';
 import { AsyncInference } from './modes/async/service.js';
 import { SqliteQueue } from './modes/async/sqlite-queue.js';
 import { DEFAULT_WEBHOOK_SETTINGS, Webhooks } from './modes/async/webhooks.js';
+import { ModelRepository } from './repository/repository.js';
+import { locateModel } from './runtime/model-dir.js';
 import { Runtime } from './runtime/runtime.js';
+import type { ServedModel } from './runtime/served-model.js';
 import { installBodyParser } from './server/content-types.js';
 import { answerError, installErrorHandler, toInferdError } from './server/error-handler.js';
 import { RequestBodies } from './server/request-body.js';
@@ -30,13 +38,21 @@ import { asyncInvocationRoutes } from './server/routes/async-invocations.js';
 import { healthRoutes } from './server/routes/health.js';
 import { invocationRoutes } from './server/routes/invocations.js';
 import { metricsRoutes } from './server/routes/metrics.js';
+import { modelRoutes } from './server/routes/models.js';
+import { oipRoutes } from './server/routes/oip.js';
 import { openObjectStore } from './storage/open-store.js';
 import { joinUri } from './storage/uri.js';
 
 export interface App {
   readonly http: FastifyInstance;
   readonly runtime: Runtime;
+  readonly dataPlane: DataPlane;
   readonly metrics: Metrics;
+  /**
+   * Loads the model of `--model-dir` and the repository's preloads; `/ping` is ready once it
+   * resolves. Rejects with the model's own error.
+   */
+  start(): Promise<void>;
   /** Present when this process is one of several serving the port (`--processes`). */
   readonly cluster: ClusterLink | undefined;
   /**
@@ -76,12 +92,42 @@ class RequestLog extends LogController {
 
 function buildCapture(config: Config, metrics: Metrics, log: FastifyBaseLogger): DataCapture {
   const store = openObjectStore(config.capture.destination!, config.storage);
-  const capture: DataCapture = new DataCapture(config.capture, store, metrics.captureObserver(() => capture.spoolBytes), log);
-  return capture;
+  return new DataCapture(config.capture, store, metrics.captureObserver(), log);
+}
+
+/**
+ * Follows a model's load with its own worker autoscaler, when its instance range allows one;
+ * returns what stops it when the model unloads.
+ */
+function autoscaleModel(model: ServedModel, config: Config, metrics: Metrics, log: FastifyBaseLogger): (() => Promise<void>) | undefined {
+  const { info } = model;
+  if (info.maxInstances <= info.minInstances) return undefined;
+  const autoscaler = new WorkerAutoscaler({
+    model: info.name,
+    pool: model.pool,
+    queue: () => model.queue(),
+    maxBatchSize: info.batching.maxBatchSize,
+    settings: { ...config.autoscale, minInstances: info.minInstances, maxInstances: info.maxInstances },
+    log,
+    onDecision: metrics.autoscaleObserver(info.name),
+  });
+  const stopWatching = model.observe({ queueWait: (waitMs) => autoscaler.queueWait(waitMs) });
+  autoscaler.start();
+  return async () => {
+    stopWatching();
+    // A worker the autoscaler is still loading joins the pool before the pool closes.
+    await autoscaler.stop();
+  };
 }
 
 /** Async inference, when an output path is configured. */
-function buildAsync(config: Config, runtime: Runtime, metrics: Metrics, log: FastifyBaseLogger, clock: (() => number) | undefined): AsyncInference {
+function buildAsync(
+  config: Config,
+  models: { dataPlane: DataPlane; runtime: Runtime; isReady: () => boolean },
+  metrics: Metrics,
+  log: FastifyBaseLogger,
+  clock: (() => number) | undefined,
+): AsyncInference {
   const settings = config.async;
   const outputPath = settings.outputPath!;
   const queueSettings: QueueSettings = {
@@ -97,7 +143,7 @@ function buildAsync(config: Config, runtime: Runtime, metrics: Metrics, log: Fas
   // The gauges read the service's stats at scrape time; the service reports to the counters.
   const asyncMetrics = registerAsyncMetrics(metrics.registry, () => service.stats());
   const service: AsyncInference = new AsyncInference({
-    runtime,
+    ...models,
     openQueue,
     settings: {
       outputPath,
@@ -159,15 +205,61 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
       }
     },
   });
-  const runtime: Runtime = new Runtime(config, {
-    log: http.log,
-    observer: (model) => metrics.observer(model),
-    autoscaleObserver: (model) => metrics.autoscaleObserver(model),
+  const runtime = new Runtime(runtimeSettings(config), http.log);
+  const load = new LoadSignals();
+  const { processes } = config.server;
+  const { targetConcurrency } = config.autoscale;
+  let spoolBytes = () => 0;
+  const metrics = new Metrics(
+    {
+      models: () => runtime.stats(),
+      concurrentRequests: () => load.concurrent,
+      invocationsPerMinute: () => load.invocationsPerMinute(),
+      // Each process sees its share of the instance's load; the processes share it about evenly.
+      desiredReplicas: () => neededCapacity(load.meanConcurrency() * processes, { targetValue: targetConcurrency, minCapacity: 1, maxCapacity: Number.MAX_SAFE_INTEGER }),
+      captureSpoolBytes: config.capture.enabled ? () => spoolBytes() : undefined,
+    },
+    { targetConcurrency },
+  );
+  runtime.addHooks({
+    loaded: (model, { loadMs }) => {
+      metrics.modelLoaded(model.info.name, loadMs);
+      model.observe(metrics.batchObserver(model.info.name));
+      return autoscaleModel(model, config, metrics, http.log);
+    },
+    unloaded: (name, reason) => metrics.modelUnloaded(name, reason),
   });
-  const metrics = new Metrics(runtime, { targetConcurrency: config.autoscale.targetConcurrency, processes: config.server.processes });
+  const repository =
+    config.model.repository === undefined
+      ? undefined
+      : new ModelRepository(
+          { root: config.model.repository, cacheDir: config.model.cacheDir, maxModelBytes: Math.floor(config.model.maxUnpackedMb * MIB) },
+          (uri) => openObjectStore(uri, config.storage),
+        );
+  const dataPlane = new DataPlane(
+    runtime,
+    repository,
+    { loadWaitMs: config.model.loadWaitS * 1000, multiModel: config.model.multiModel },
+    metrics.cacheObserver(),
+  );
   const capture = config.capture.enabled ? buildCapture(config, metrics, http.log) : undefined;
+  if (capture) spoolBytes = () => capture.spoolBytes;
   const cluster = options.joinCluster?.(metrics.registry);
-  const asyncInference = config.async.outputPath !== undefined ? buildAsync(config, runtime, metrics, http.log, options.clock) : undefined;
+  const readiness = { state: 'loading' as 'loading' | 'ready' };
+  const asyncInference =
+    config.async.outputPath !== undefined
+      ? buildAsync(config, { dataPlane, runtime, isReady: () => readiness.state === 'ready' }, metrics, http.log, options.clock)
+      : undefined;
+  const start = async () => {
+    const dir = config.model.dir;
+    if (dir !== undefined) {
+      const location = await locateModel(dir);
+      await runtime.load(location.name, { dir: location.dir, url: location.dir });
+      dataPlane.defaultModel = location.name;
+    }
+    await dataPlane.preload(config.model.preload);
+    readiness.state = 'ready';
+  };
 
   installBodyParser(http, bodies);
   installErrorHandler(http, bodies);
@@ -205,8 +297,10 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
   if (capture) http.addHook('onReady', () => capture.start());
   if (asyncInference) http.addHook('onReady', () => asyncInference.start());
 
-  void http.register(healthRoutes(runtime, config, { lifecycle, cluster }));
-  void http.register(invocationRoutes(runtime, config, metrics, capture));
+  void http.register(healthRoutes({ readiness, lifecycle, cluster, executionParameters: () => executionParameters(config, dataPlane, runtime) }));
+  void http.register(modelRoutes(runtime, { multiModel: config.model.multiModel }));
+  void http.register(invocationRoutes({ dataPlane, runtime, config, metrics, load, capture }));
+  void http.register(oipRoutes({ dataPlane, runtime, bodies, readiness, lifecycle }));
   void http.register(metricsRoutes(metrics, cluster));
   if (asyncInference) void http.register(asyncInvocationRoutes(asyncInference, bodies));
 
@@ -240,5 +334,15 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
     // Closes the connections still idle, waits for those with requests in flight, then the workers.
     await http.close();
   };
-  return { http, runtime, metrics, cluster, drain };
+  return { http, runtime, dataPlane, metrics, cluster, start, drain };
+}
+
+/** What SageMaker's batch transform asks before its first mini-batch. */
+function executionParameters(config: Config, dataPlane: DataPlane, runtime: Runtime) {
+  const model = dataPlane.defaultModel === undefined ? undefined : runtime.get(dataPlane.defaultModel)?.info;
+  return {
+    MaxConcurrentTransforms: config.batch.maxConcurrentTransforms ?? model?.maxInstances ?? 1,
+    BatchStrategy: config.batch.strategy,
+    MaxPayloadInMB: config.server.maxPayloadMb,
+  };
 }

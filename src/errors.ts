@@ -35,6 +35,33 @@ export const ERROR_CODES = {
     summary: 'An `X-Amzn-SageMaker-Session-Id` arrived, but stateful sessions are not enabled (inferd serves stateless models).',
   },
   INFERD_ERR_NOT_FOUND: { status: 404, runtimeApi: 'ValidationError', summary: 'No such route.' },
+  INFERD_ERR_MODEL_NOT_LOADED: {
+    status: 404,
+    runtimeApi: 'ValidationError',
+    summary: 'No model of this name is loaded, or it is being unloaded.',
+  },
+  INFERD_ERR_MODEL_NOT_FOUND: {
+    status: 404,
+    runtimeApi: 'ValidationError',
+    summary: 'The model `url` or `TargetModel` names nothing: no such directory, archive or S3 prefix.',
+  },
+  INFERD_ERR_MODEL_SOURCE_INVALID: {
+    status: 400,
+    runtimeApi: 'ValidationError',
+    summary:
+      'The model `url` or `TargetModel` is refused: not an absolute path, under `/proc`, `/sys` or `/dev`, outside the repository, or an archive holding links, `..` or more than its size bound.',
+  },
+  INFERD_ERR_MODEL_ALREADY_LOADED: { status: 409, runtimeApi: 'ValidationError', summary: 'A model of this name is already loaded (or loading).' },
+  INFERD_ERR_MODEL_LOADING: {
+    status: 429,
+    runtimeApi: 'ModelNotReadyException',
+    summary: 'The model has been loading for 60 s and is not ready yet; loading goes on, retry.',
+  },
+  INFERD_ERR_INSUFFICIENT_MEMORY: {
+    status: 507,
+    runtimeApi: 'ServiceUnavailable',
+    summary: 'The model does not fit in `INFERD_MODEL_MEMORY_BUDGET_MB` beside the models loaded (and, on-prem, none idle could be evicted).',
+  },
   INFERD_ERR_METHOD_NOT_ALLOWED: { status: 405, runtimeApi: 'ValidationError', summary: 'The route exists for other methods; `Allow` lists them.' },
   INFERD_ERR_ASYNC_INPUT_FORBIDDEN: {
     status: 403,
@@ -81,7 +108,11 @@ export const ERROR_CODES = {
   INFERD_ERR_INFERENCE_FAILED: { status: 500, runtimeApi: 'ModelError', summary: 'ONNX Runtime failed to run the model.' },
   INFERD_ERR_INTERNAL: { status: 500, runtimeApi: 'ModelError', summary: 'An unexpected server error; details are logged, never returned.' },
   INFERD_ERR_CONFIG_INVALID: { status: 500, runtimeApi: 'InternalFailure', summary: 'Startup only: the configuration is invalid (exit code 1).' },
-  INFERD_ERR_MODEL_LOAD_FAILED: { status: 500, runtimeApi: 'InternalFailure', summary: 'Startup only: the model cannot be loaded (exit code 1).' },
+  INFERD_ERR_MODEL_LOAD_FAILED: {
+    status: 400,
+    runtimeApi: 'ModelError',
+    summary: 'The model cannot be loaded: no `.onnx` file, an invalid `inferd.json`, or ONNX Runtime refuses it. At startup: exit code 1.',
+  },
 } as const satisfies Record<string, { status: number; runtimeApi: RuntimeApiError; summary: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -59,7 +59,7 @@ async function serve(flags: Record<string, string | undefined>, configFile: stri
     logWarnings(log);
     process.exit(await runPrimary(config.server.processes, config.server.shutdownTimeoutS, log));
   }
-  const { http, runtime, cluster, drain } = buildApp(config, { joinCluster: isClusterWorker() ? joinCluster : undefined });
+  const { http, start, cluster, drain } = buildApp(config, { joinCluster: isClusterWorker() ? joinCluster : undefined });
   logWarnings(http.log);
 
   let stopping = false;
@@ -94,7 +94,7 @@ async function serve(flags: Record<string, string | undefined>, configFile: stri
     process.exit(1);
   }
   try {
-    await runtime.start();
+    await start();
   } catch (error) {
     const code = error instanceof InferdError ? error.code : 'INFERD_ERR_MODEL_LOAD_FAILED';
     http.log.fatal({ code }, (error as Error).message);

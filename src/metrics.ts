@@ -1,31 +1,52 @@
 /**
  * Prometheus metrics on one registry, served at `GET /metrics` on the serving port. Durations are
- * histograms in seconds; gauges are read from the runtime's stats() at scrape time, so the request
- * path only ever observes a value.
+ * histograms in seconds; gauges read a stats source at scrape time, so the request path only
+ * ever observes a value. Metrics knows no component: the composition root hands it sources and
+ * forwards the components' events to its methods.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { LoadSignals } from './autoscale/load-signals.js';
-import { neededCapacity, type ScalingDecision } from './autoscale/policy.js';
-import type { DataCaptureObserver } from './capture/data-capture.js';
-import type { BatchObserver } from './runtime/batcher.js';
-import type { Runtime } from './runtime/runtime.js';
 
 const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const ROW_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096];
+const LOAD_BUCKETS_S = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 360];
 
 export type CodecOperation = 'decode' | 'encode';
 
-export interface MetricsOptions {
-  /** Concurrent requests one instance should carry: `inferd_desired_replicas` divides by it. */
-  readonly targetConcurrency: number;
-  /** Server processes sharing the port: each sees its share of the instance's load. */
-  readonly processes: number;
+/** One loaded model's numbers now. */
+export interface ModelStatsSample {
+  readonly name: string;
+  readonly stats: {
+    readonly queued: number;
+    readonly inFlight: number;
+    readonly busyWorkers: number;
+    readonly workers: number;
+    readonly startingWorkers: number;
+  };
+  readonly footprintBytes: number;
 }
+
+/** What the gauges read at scrape time. */
+export interface StatsSource {
+  /** The models loaded and ready. */
+  models(): Iterable<ModelStatsSample>;
+  /** Invocations in this instance now, queued or running. */
+  concurrentRequests(): number;
+  invocationsPerMinute(): number;
+  /** Instances this instance's load calls for. */
+  desiredReplicas(): number;
+  /** Bytes of capture objects waiting on local disk; absent without capture. */
+  captureSpoolBytes?(): number;
+}
+
+export interface MetricsOptions {
+  /** Concurrent requests one instance should carry (the help text of `inferd_desired_replicas`). */
+  readonly targetConcurrency: number;
+}
+
+export type UnloadReason = 'request' | 'evicted' | 'shutdown';
 
 export class Metrics {
   readonly registry = new Registry();
-  /** Requests in the container and invocations per minute, for external autoscalers. */
-  readonly load = new LoadSignals();
 
   readonly #requestDuration = new Histogram({
     name: 'inferd_request_duration_seconds',
@@ -119,7 +140,45 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(runtime: Runtime, { targetConcurrency, processes }: MetricsOptions) {
+  readonly #modelLoads = new Counter({
+    name: 'inferd_model_loads_total',
+    help: 'Models loaded.',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+  readonly #modelLoadTime = new Histogram({
+    name: 'inferd_model_load_seconds',
+    help: 'Time to load a model, its download and unpacking included, until it takes requests.',
+    labelNames: ['model'] as const,
+    buckets: LOAD_BUCKETS_S,
+    registers: [this.registry],
+  });
+  readonly #modelUnloads = new Counter({
+    name: 'inferd_model_unloads_total',
+    help: 'Models unloaded, by request (SageMaker MME) or evicted under the memory budget.',
+    labelNames: ['model', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly #modelEvictions = new Counter({
+    name: 'inferd_model_evictions_total',
+    help: 'Models evicted to make room under INFERD_MODEL_MEMORY_BUDGET_MB.',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+  readonly #cacheHits = new Counter({
+    name: 'inferd_model_cache_hits_total',
+    help: 'Requests naming a repository model that was loaded (SageMaker ModelCacheHit).',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+  readonly #cacheMisses = new Counter({
+    name: 'inferd_model_cache_misses_total',
+    help: 'Requests naming a repository model that had to be loaded first.',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(source: StatsSource, { targetConcurrency }: MetricsOptions) {
     collectDefaultMetrics({ register: this.registry });
     // Gauges named like counters fail `promtool check metrics`; the labelled gauges without the
     // suffix (nodejs_active_handles{type}, …) carry the same numbers.
@@ -127,52 +186,54 @@ export class Metrics {
       this.registry.removeSingleMetric(name);
     }
     const registers = [this.registry];
-    const perModel = (read: (stats: ReturnType<Runtime['stats']>) => number) =>
+    // Reset first: a model unloaded since the last scrape leaves no series behind.
+    const perModel = (read: (model: ModelStatsSample) => number) =>
       function (this: Gauge<'model'>) {
-        const model = runtime.model;
-        if (model) this.set({ model: model.name }, read(runtime.stats()));
+        this.reset();
+        for (const model of source.models()) this.set({ model: model.name }, read(model));
       };
-    new Gauge({ name: 'inferd_queued_requests', help: 'Requests waiting in the batcher.', labelNames: ['model'], registers, collect: perModel((s) => s.queued) });
-    new Gauge({ name: 'inferd_inflight_batches', help: 'Batches running in workers.', labelNames: ['model'], registers, collect: perModel((s) => s.inFlight) });
-    new Gauge({ name: 'inferd_busy_workers', help: 'Worker threads running a batch.', labelNames: ['model'], registers, collect: perModel((s) => s.busyWorkers) });
-    new Gauge({ name: 'inferd_workers', help: 'Worker threads (model instances) taking work, per model.', labelNames: ['model'], registers, collect: perModel((s) => s.workers) });
+    new Gauge({ name: 'inferd_queued_requests', help: 'Requests waiting in the batcher.', labelNames: ['model'], registers, collect: perModel((m) => m.stats.queued) });
+    new Gauge({ name: 'inferd_inflight_batches', help: 'Batches running in workers.', labelNames: ['model'], registers, collect: perModel((m) => m.stats.inFlight) });
+    new Gauge({ name: 'inferd_busy_workers', help: 'Worker threads running a batch.', labelNames: ['model'], registers, collect: perModel((m) => m.stats.busyWorkers) });
+    new Gauge({ name: 'inferd_workers', help: 'Worker threads (model instances) taking work, per model.', labelNames: ['model'], registers, collect: perModel((m) => m.stats.workers) });
     new Gauge({
       name: 'inferd_workers_starting',
       help: 'Worker threads the autoscaler is loading, per model.',
       labelNames: ['model'],
       registers,
-      collect: perModel((s) => s.startingWorkers),
+      collect: perModel((m) => m.stats.startingWorkers),
     });
-    const load = this.load;
-    const perModelLoad = (read: () => number) =>
-      function (this: Gauge<'model'>) {
-        const model = runtime.model;
-        if (model) this.set({ model: model.name }, read());
+    new Gauge({
+      name: 'inferd_model_memory_bytes',
+      help: 'Each loaded model\'s footprint, counted against INFERD_MODEL_MEMORY_BUDGET_MB: declared, or resident memory growth over its load (at least its files\' size).',
+      labelNames: ['model'],
+      registers,
+      collect: perModel((m) => m.footprintBytes),
+    });
+    const instanceGauge = (read: () => number) =>
+      function (this: Gauge) {
+        this.set(read());
       };
+    // The instance's load, whichever models it went to: what instance autoscalers scale on.
     new Gauge({
       name: 'inferd_concurrent_requests',
       help: 'Invocations in this instance now, queued or running (SageMaker ConcurrentRequestsPerModel).',
-      labelNames: ['model'],
       registers,
-      collect: perModelLoad(() => load.concurrent),
+      collect: instanceGauge(() => source.concurrentRequests()),
     });
     new Gauge({
       name: 'inferd_invocations_per_minute',
       help: 'Invocations this instance answered in the last 60 s (SageMaker InvocationsPerInstance).',
-      labelNames: ['model'],
       registers,
-      collect: perModelLoad(() => load.invocationsPerMinute()),
+      collect: instanceGauge(() => source.invocationsPerMinute()),
     });
     new Gauge({
       name: 'inferd_desired_replicas',
       help: `Instances this instance's load calls for: concurrent requests averaged over about 10 s, over the target of ${targetConcurrency} per instance, rounded up.`,
-      labelNames: ['model'],
       registers,
       // Each process sees its share of the instance's load; the processes share it about evenly.
       aggregator: 'max',
-      collect: perModelLoad(() =>
-        neededCapacity(load.meanConcurrency() * processes, { targetValue: targetConcurrency, minCapacity: 1, maxCapacity: Number.MAX_SAFE_INTEGER }),
-      ),
+      collect: instanceGauge(() => source.desiredReplicas()),
     });
     new Gauge({
       name: 'inferd_loaded_models',
@@ -180,40 +241,40 @@ export class Metrics {
       registers,
       // Across server processes a model counts as loaded when every process has it.
       aggregator: 'min',
-      collect: function (this: Gauge) {
-        this.set(runtime.state === 'ready' && runtime.model ? 1 : 0);
-      },
+      collect: instanceGauge(() => [...source.models()].length),
     });
+    const { captureSpoolBytes } = source;
+    if (captureSpoolBytes) {
+      new Gauge({
+        name: 'inferd_capture_spool_bytes',
+        help: 'Bytes of capture objects waiting on local disk for S3.',
+        registers,
+        collect: instanceGauge(() => captureSpoolBytes.call(source)),
+      });
+    }
   }
 
-  /** Counts data capture outcomes, and reads the spool size at scrape time. */
-  captureObserver(spoolBytes: () => number): DataCaptureObserver {
-    new Gauge({
-      name: 'inferd_capture_spool_bytes',
-      help: 'Bytes of capture objects waiting on local disk for S3.',
-      registers: [this.registry],
-      collect: function (this: Gauge) {
-        this.set(spoolBytes());
-      },
-    });
+  /** Counts data capture outcomes. */
+  captureObserver() {
     return {
-      captured: (records) => this.#captureRecords.inc({ outcome: 'captured' }, records),
+      captured: (records: number) => this.#captureRecords.inc({ outcome: 'captured' }, records),
       sampledOut: () => this.#captureRecords.inc({ outcome: 'sampled_out' }),
-      spooled: (records) => this.#captureRecords.inc({ outcome: 'spooled' }, records),
-      dropped: (records) => this.#captureRecords.inc({ outcome: 'dropped' }, records),
+      spooled: (records: number) => this.#captureRecords.inc({ outcome: 'spooled' }, records),
+      dropped: (records: number) => this.#captureRecords.inc({ outcome: 'dropped' }, records),
       uploadFailed: () => this.#captureUploadFailures.inc(),
-      uploaded: (latencyMs) => this.#captureUpload.observe(latencyMs / 1000),
+      uploaded: (latencyMs: number) => this.#captureUpload.observe(latencyMs / 1000),
     };
   }
 
-  observer(model: string): BatchObserver {
+  /** Counts one model's batches. */
+  batchObserver(model: string) {
     return {
-      dispatched: ({ reason, rows, assemblyMs }) => {
+      dispatched: ({ reason, rows, assemblyMs }: { reason: string; rows: number; assemblyMs: number }) => {
         this.#dispatches.inc({ model, reason });
         this.#batchRows.observe({ model }, rows);
         this.#assemblyWait.observe({ model }, assemblyMs / 1000);
       },
-      completed: ({ rows, computeMs, ok }) => {
+      completed: ({ rows, computeMs, ok }: { rows: number; computeMs: number; ok: boolean }) => {
         if (!ok) return;
         this.#rows.inc({ model }, rows);
         this.#compute.observe({ model }, computeMs / 1000);
@@ -221,9 +282,28 @@ export class Metrics {
     };
   }
 
-  /** Counts a worker autoscaling decision; the runtime calls it for every one. */
-  autoscaleObserver(model: string): (decision: ScalingDecision) => void {
+  /** Counts one model's worker autoscaling decisions. */
+  autoscaleObserver(model: string): (decision: { readonly action: string; readonly rule: string }) => void {
     return ({ action, rule }) => this.#autoscaleDecisions.inc({ model, action, rule });
+  }
+
+  modelLoaded(model: string, loadMs: number): void {
+    this.#modelLoads.inc({ model });
+    this.#modelLoadTime.observe({ model }, loadMs / 1000);
+  }
+
+  modelUnloaded(model: string, reason: UnloadReason): void {
+    if (reason === 'shutdown') return;
+    this.#modelUnloads.inc({ model, reason });
+    if (reason === 'evicted') this.#modelEvictions.inc({ model });
+  }
+
+  /** Counts whether requests naming repository models found them loaded. */
+  cacheObserver() {
+    return {
+      hit: (model: string) => this.#cacheHits.inc({ model }),
+      miss: (model: string) => this.#cacheMisses.inc({ model }),
+    };
   }
 
   request(model: string, statusCode: number, durationMs: number, errorCode: string | undefined): void {

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { buildApp, type App } from '../src/app.js';
 import { loadConfig } from '../src/config/load-config.js';
 import type { Config } from '../src/config/schema.js';
+import type { ModelInfo, ModelStats } from '../src/runtime/runtime.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const MODELS = {
@@ -40,17 +41,30 @@ export interface StartOptions {
   readonly clock?: () => number;
 }
 
-/** The caller closes it: `after(() => server.http.close())`. */
-export async function startServer(modelDir: string, options: StartOptions = {}): Promise<TestServer> {
+/** The caller closes it: `after(() => server.http.close())`. Without a model directory, none is loaded by default. */
+export async function startServer(modelDir: string | undefined, options: StartOptions = {}): Promise<TestServer> {
   const config = loadConfig({
-    env: { INFERD_MODEL_DIR: modelDir, SAGEMAKER_MODEL_SERVER_WORKERS: '1', SAGEMAKER_CONTAINER_LOG_LEVEL: 'silent', ...options.env },
+    env: {
+      ...(modelDir !== undefined && { INFERD_MODEL_DIR: modelDir }),
+      SAGEMAKER_MODEL_SERVER_WORKERS: '1',
+      SAGEMAKER_CONTAINER_LOG_LEVEL: 'silent',
+      ...options.env,
+    },
   });
   const app = buildApp(config, { clock: options.clock });
   await app.http.listen({ port: 0, host: '127.0.0.1' });
   const address = app.http.server.address();
   if (typeof address !== 'object' || address === null) throw new Error('server has no address');
-  if (options.load !== false) await app.runtime.start();
+  if (options.load !== false) await app.start();
   return { ...app, url: `http://127.0.0.1:${address.port}`, config };
+}
+
+/** The default model (`--model-dir`) as loaded, with its numbers now. */
+export function defaultModel(app: App): { info: ModelInfo; stats: ModelStats } {
+  const name = app.dataPlane.defaultModel;
+  const loaded = name === undefined ? undefined : [...app.runtime.stats()].find((model) => model.name === name);
+  if (!loaded) throw new Error('the default model is not loaded');
+  return { info: app.runtime.get(loaded.name)!.info!, stats: loaded.stats };
 }
 
 export async function invoke(
@@ -71,4 +85,15 @@ export function assertClose(actual: readonly number[], expected: readonly number
       throw new Error(`${label}[${i}]: ${value} differs from ${expected[i]} by more than ${tolerance}`);
     }
   });
+}
+
+/** A model directory of its own: a copy of `source`'s files, with `inferdJson` as its inferd.json when given. */
+export async function copyModel(source: string, inferdJson?: Record<string, unknown>, into?: string): Promise<string> {
+  const { cp, mkdtemp, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = into ?? (await mkdtemp(join(tmpdir(), 'inferd-model-')));
+  await cp(source, dir, { recursive: true });
+  if (inferdJson) await writeFile(join(dir, 'inferd.json'), JSON.stringify(inferdJson));
+  return dir;
 }

@@ -30,6 +30,8 @@ export const CaptureRecordSchema = z
         inferenceId: z.string().min(1).max(64).optional(),
         inferenceTime: z.iso.datetime(),
         customAttributes: z.array(z.string()).optional(),
+        // SageMaker's MME records name no field for it; inferd's own, set only when a request names a model.
+        targetModel: z.string().min(1).max(1024).optional(),
       })
       .strict(),
     eventVersion: z.literal('0'),
@@ -45,6 +47,8 @@ export interface CapturedExchange {
   readonly responseContentType: string | undefined;
   readonly inferenceId: string | undefined;
   readonly customAttributes: string | undefined;
+  /** The model a request named (`X-Amzn-SageMaker-Target-Model`, or `/models/{name}/invoke`). */
+  readonly targetModel?: string | undefined;
   readonly time: Date;
 }
 
@@ -92,6 +96,7 @@ export function buildCaptureRecord(exchange: CapturedExchange, format: RecordFor
       ...(exchange.inferenceId !== undefined && { inferenceId: exchange.inferenceId }),
       inferenceTime: isoSeconds(exchange.time),
       ...(exchange.customAttributes !== undefined && { customAttributes: [exchange.customAttributes] }),
+      ...(exchange.targetModel !== undefined && { targetModel: exchange.targetModel }),
     },
     eventVersion: '0',
   };

@@ -101,7 +101,10 @@ export function loadConfig({ flags = {}, env = {}, configFile }: ConfigSources):
     throw new ConfigError(result.error.issues.map((issue) => `${describePath(issue.path, flags, env)}: ${issue.message}`));
   }
   const config = result.data;
-  config.model.dir ??= existsSync(SAGEMAKER_MODEL_DIR) ? SAGEMAKER_MODEL_DIR : BUNDLED_MODEL_DIR;
+  // With many models, none is served by default unless one is named.
+  if (!config.model.multiModel && config.model.repository === undefined) {
+    config.model.dir ??= existsSync(SAGEMAKER_MODEL_DIR) ? SAGEMAKER_MODEL_DIR : BUNDLED_MODEL_DIR;
+  }
   return deepFreeze(config);
 }
 

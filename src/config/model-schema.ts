@@ -43,6 +43,13 @@ export const ModelConfigSchema = z.preprocess(renameWorkers, z
       .max(256)
       .optional()
       .describe('Most instances; turns worker autoscaling on for this model; overrides `INFERD_MAX_INSTANCES`.'),
+    memoryMb: z
+      .number()
+      .positive()
+      .optional()
+      .describe(
+        'The model\'s memory footprint in MiB, counted against `INFERD_MODEL_MEMORY_BUDGET_MB`; unset: measured as resident memory growth over the load (which cannot see GPU memory), at least the files\' size.',
+      ),
     intraOpNumThreads: z.number().int().min(1).max(256).default(1).describe('ONNX Runtime threads per worker.'),
     batching: z
       .object({

@@ -102,7 +102,7 @@ export const ConfigSchema = z
           .string()
           .min(1)
           .optional()
-          .describe('Model directory; unset: `/opt/ml/model` when it exists, else the bundled example `models/churn-forest`.'),
+          .describe('Model directory; unset: `/opt/ml/model` when it exists, else the bundled example `models/churn-forest` (none with `SAGEMAKER_MULTI_MODEL` or a repository).'),
         instances: z.coerce
           .number()
           .int()
@@ -113,6 +113,23 @@ export const ConfigSchema = z
             'Model instances: worker threads with one ONNX Runtime session each. Unset: (cores - 1) / intraOpNumThreads on CPU (at least 1), 2 on CUDA. `inferd.json` overrides.',
           ),
         requireGpu: booleanFlag.default(false).describe('Fail startup instead of falling back to CPU when the CUDA provider cannot load.'),
+        multiModel: booleanFlag
+          .default(false)
+          .describe('SageMaker multi-model endpoint: no model at start; SageMaker loads and unloads them through `/models` (docs/many-models.md).'),
+        repository: location
+          .optional()
+          .describe('Model repository (`s3://bucket/prefix` or a directory): `X-Amzn-SageMaker-Target-Model` names a model directory or `model.tar.gz` under it, loaded on first use.'),
+        preload: listOf(z.string().min(1))
+          .default([])
+          .describe('Repository models loaded before `/ping` is ready, comma-separated `TargetModel` paths.'),
+        cacheDir: z.string().min(1).default('/tmp/inferd/models').describe('Local directory where repository archives are unpacked and S3 models downloaded.'),
+        maxUnpackedMb: z.coerce.number().positive().default(10_240).describe('Largest model a repository download or archive may unpack to, in MiB.'),
+        memoryBudgetMb: z.coerce
+          .number()
+          .positive()
+          .optional()
+          .describe('Bound on the loaded models\' footprints, in MiB: on-prem the least recently used idle models are evicted to make room; under `SAGEMAKER_MULTI_MODEL` a load that does not fit answers 507. Unset: no bound.'),
+        loadWaitS: seconds('How long a request waits for its model to load before it is answered 429 (`ModelNotReadyException`) while loading goes on; SageMaker waits 60 s.', 60),
       })
       .strict()
       .prefault({}),
@@ -299,6 +316,12 @@ export const ConfigSchema = z
     if (minInstances !== undefined && maxInstances !== undefined && minInstances > maxInstances) {
       ctx.addIssue({ code: 'custom', path: ['autoscale', 'minInstances'], message: `must be at most maxInstances (${maxInstances})` });
     }
+    if (config.model.multiModel && config.model.repository !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['model', 'repository'], message: 'is for on-prem serving; under SAGEMAKER_MULTI_MODEL, SageMaker loads the models' });
+    }
+    if (config.model.preload.length > 0 && config.model.repository === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['model', 'preload'], message: 'needs a model repository (INFERD_MODEL_REPOSITORY)' });
+    }
     if (config.capture.enabled && !config.capture.destination) {
       ctx.addIssue({ code: 'custom', path: ['capture', 'destination'], message: 'is required when capture is enabled' });
     }
@@ -365,6 +388,13 @@ export const ENV_VARS: Record<string, readonly [keyof Config, string]> = {
   INFERD_SHUTDOWN_TIMEOUT_S: ['server', 'shutdownTimeoutS'],
   INFERD_DRAIN_IDLE_GRACE_MS: ['server', 'drainIdleGraceMs'],
   INFERD_MODEL_DIR: ['model', 'dir'],
+  SAGEMAKER_MULTI_MODEL: ['model', 'multiModel'],
+  INFERD_MODEL_REPOSITORY: ['model', 'repository'],
+  INFERD_PRELOAD_MODELS: ['model', 'preload'],
+  INFERD_MODEL_CACHE_DIR: ['model', 'cacheDir'],
+  INFERD_MODEL_MAX_UNPACKED_MB: ['model', 'maxUnpackedMb'],
+  INFERD_MODEL_MEMORY_BUDGET_MB: ['model', 'memoryBudgetMb'],
+  INFERD_MODEL_LOAD_WAIT_S: ['model', 'loadWaitS'],
   INFERD_MAX_BATCH_SIZE: ['batching', 'maxBatchSize'],
   INFERD_MAX_QUEUE_DELAY_MS: ['batching', 'maxQueueDelayMs'],
   INFERD_PREFERRED_BATCH_SIZES: ['batching', 'preferredBatchSizes'],

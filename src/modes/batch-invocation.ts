@@ -54,7 +54,7 @@ export async function invokeBatch(runtime: Runtime, model: ModelInfo, request: B
 
 async function inferBody(runtime: Runtime, model: ModelInfo, body: Buffer, request: BatchInvocation, encoder: ResponseEncoder): Promise<BatchAnswer> {
   const decoded = decodeBatchBody(body, request.mediaType, model.signature, { shapeHeader: request.shapeHeader });
-  const result = await runtime.infer(ownedTensors(decoded.inputs, body), { isCancelled: request.isCancelled, admitted: request.admitted });
+  const result = await runtime.infer(model.name, ownedTensors(decoded.inputs, body), { isCancelled: request.isCancelled, admitted: request.admitted });
   const encoded = encoder.encode(result.outputs, model.signature, { style: decoded.style, modelName: model.name });
   return { body: encoded, queueMs: result.queueMs };
 }

@@ -27,7 +27,7 @@ export async function invokeWhole(runtime: Runtime, model: ModelInfo, request: I
   const inputs = ownedTensors(decoded.inputs, request.body);
   const decodeMs = performance.now() - decodeStarted;
 
-  const result = await runtime.infer(inputs, { isCancelled: request.isCancelled });
+  const result = await runtime.infer(model.name, inputs, { isCancelled: request.isCancelled });
 
   const encodeStarted = performance.now();
   const body = request.encoder.encode(result.outputs, model.signature, { style: decoded.style, modelName: model.name });

@@ -1,297 +1,353 @@
 /**
- * The in-process inference API. Every mode (real-time HTTP today; batch transform and async
- * later) calls `infer()`; none reaches into the pool or the queue.
+ * The in-process inference API: a registry of models by name. Every door (the SageMaker routes,
+ * the model repository, the Open Inference Protocol, async, batch transform) loads, finds and
+ * runs models here. The registry knows nothing of batching, workers, metrics or autoscaling:
+ * each model is a ServedModel, and what else must follow a model attaches through hooks.
  */
-import { availableParallelism } from 'node:os';
-import type { ScalingDecision } from '../autoscale/policy.js';
-import { WorkerAutoscaler, type WorkerSignals } from '../autoscale/worker-autoscaler.js';
-import type { Config } from '../config/schema.js';
-import type { DType, ModelSignature, NamedTensors } from '../codecs/tensor.js';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { NamedTensors } from '../codecs/tensor.js';
 import { InferdError } from '../errors.js';
+import type { InferenceResult, SubmitOptions } from './batcher.js';
+import { evictionsToFit, type Resident } from './eviction.js';
 import { locateModel, type ModelLocation } from './model-dir.js';
-import { batchLayout } from './batch-merge.js';
-import { Batcher, type BatchingOptions, type BatchObserver, type BatcherStats, type InferenceResult, type SubmitOptions } from './batcher.js';
-import { WorkerPool } from './worker-pool.js';
-import type { ExecutionProviderName } from './worker-protocol.js';
+import { ServedModel, type ModelInfo, type ModelLogger, type ModelStats, type ServingDefaults } from './served-model.js';
 
-/**
- * Batches out per instance: one running and one waiting in the pool's queue for the first free
- * instance, so a worker starts its next batch without waiting for the batcher to assemble one
- * (measured on 2 cores: +36% requests/s for 64-row MLP requests at 16 connections). The waiting
- * batch is dispatched: past its deadline it is answered 504 and its result discarded.
- */
-const BATCHES_PER_INSTANCE = 2;
+export type { ModelInfo, ModelStats } from './served-model.js';
 
-export type RuntimeState = 'loading' | 'ready' | 'draining' | 'closed' | 'failed';
+export type ModelState = 'loading' | 'ready' | 'unloading';
+export type UnloadReason = 'request' | 'evicted' | 'shutdown';
+/** How a footprint was found: declared in inferd.json, resident memory growth over the load, or the files' size. */
+export type FootprintSource = 'declared' | 'measured' | 'artifact';
 
-export interface ModelInfo {
+/** Where a model's files are: a local directory, and the address a client gave for it. */
+export interface ModelSource {
+  readonly dir: string;
+  readonly url: string;
+}
+
+export interface ModelView {
   readonly name: string;
-  readonly path: string;
-  readonly provider: ExecutionProviderName;
-  readonly requestedProvider: ExecutionProviderName;
-  /** Instances at start; with autoscaling the pool moves between `minInstances` and `maxInstances`. */
-  readonly instances: number;
-  readonly minInstances: number;
-  readonly maxInstances: number;
-  readonly intraOpNumThreads: number;
-  readonly batching: BatchingOptions;
-  readonly signature: ModelSignature;
+  readonly url: string;
+  readonly state: ModelState;
+  /** Once loaded. */
+  readonly info: ModelInfo | undefined;
+  readonly footprintBytes: number | undefined;
+  readonly footprintSource: FootprintSource | undefined;
+  readonly loadMs: number | undefined;
 }
 
-export interface RuntimeStats extends BatcherStats {
-  readonly busyWorkers: number;
-  /** Instances taking work. */
-  readonly workers: number;
-  /** Instances loading, added by the autoscaler. */
-  readonly startingWorkers: number;
+export interface ModelHooks {
+  /** A model is loaded; what this returns runs when it unloads, before its workers stop. */
+  loaded?(model: ServedModel, event: { readonly loadMs: number }): (() => void | Promise<void>) | void;
+  /** A model's workers have stopped. */
+  unloaded?(name: string, reason: UnloadReason): void;
 }
 
-export interface RuntimeLogger {
-  debug(object: object, message: string): void;
+export interface RuntimeSettings {
+  readonly defaults: ServingDefaults;
+  /** Bound on the sum of the loaded models' footprints; unset: no bound. */
+  readonly memoryBudgetBytes: number | undefined;
+  /**
+   * On-prem, least recently used idle models are evicted to make room. Under SageMaker MME the
+   * platform evicts: a model that does not fit is refused (507), and SageMaker unloads and retries.
+   */
+  readonly evictToFit: boolean;
+}
+
+export interface RuntimeLogger extends ModelLogger {
   info(object: object, message: string): void;
-  warn(object: object, message: string): void;
-  error(object: object, message: string): void;
 }
 
-interface LoadedModel {
-  readonly info: ModelInfo;
-  readonly pool: WorkerPool;
-  readonly batcher: Batcher;
-  readonly autoscaler: WorkerAutoscaler | undefined;
+interface Entry {
+  readonly name: string;
+  /** Loaded by name (`--model-dir`, SageMaker's `POST /models`): never evicted, only unloaded. */
+  readonly pinned: boolean;
+  url: string;
+  state: ModelState;
+  served: ServedModel | undefined;
+  loading: Promise<ServedModel>;
+  unloading: Promise<void> | undefined;
+  /** What a loading model is expected to take, counted against the budget until it is measured. */
+  reservedBytes: number;
+  footprintBytes: number | undefined;
+  footprintSource: FootprintSource | undefined;
+  loadMs: number | undefined;
+  lastUsedMs: number;
+  detach: Array<() => void | Promise<void>>;
 }
 
-export interface RuntimeOptions {
-  readonly log: RuntimeLogger;
-  /** Told of every batch; metrics implement it. */
-  readonly observer?: ((model: string) => BatchObserver) | undefined;
-  /** Told of every worker autoscaling decision; metrics count them. */
-  readonly autoscaleObserver?: ((model: string) => (decision: ScalingDecision, signals: WorkerSignals) => void) | undefined;
-}
+const MIB = 1024 * 1024;
 
 export class Runtime {
-  #config: Config;
-  #log: RuntimeLogger;
-  #observer: RuntimeOptions['observer'];
-  #autoscaleObserver: RuntimeOptions['autoscaleObserver'];
-  #state: RuntimeState = 'loading';
-  #model: LoadedModel | undefined;
-  #starting: Promise<void> | undefined;
+  readonly #settings: RuntimeSettings;
+  readonly #log: RuntimeLogger;
+  readonly #workerFile: string | undefined;
+  readonly #entries = new Map<string, Entry>();
+  readonly #hooks: ModelHooks[] = [];
+  /** Footprints measured before, by model file: the estimate when the model loads again. */
+  readonly #knownFootprints = new Map<string, number>();
+  #closing = false;
+  #closed: Promise<void> | undefined;
 
-  constructor(config: Config, { log, observer, autoscaleObserver }: RuntimeOptions) {
-    this.#config = config;
+  /** `workerFile` is for tests, which need workers whose tasks end when they say so. */
+  constructor(settings: RuntimeSettings, log: RuntimeLogger, workerFile?: string) {
+    this.#settings = settings;
     this.#log = log;
-    this.#observer = observer;
-    this.#autoscaleObserver = autoscaleObserver;
+    this.#workerFile = workerFile;
   }
 
-  get state(): RuntimeState {
-    return this.#state;
+  addHooks(hooks: ModelHooks): void {
+    this.#hooks.push(hooks);
   }
 
-  get model(): ModelInfo | undefined {
-    return this.#model?.info;
+  get closing(): boolean {
+    return this.#closing;
   }
 
-  /** Loads the model in every worker and warms each up; rejects with the model's own error. */
-  start(): Promise<void> {
-    this.#starting ??= this.#load().catch((error: unknown) => {
-      this.#state = 'failed';
-      throw error;
-    });
-    return this.#starting;
-  }
-
-  async #load(): Promise<void> {
-    const location = await locateModel(this.#config.model.dir!);
-    const range = this.#instanceRange(location);
-    const { config } = location;
-    const started = await WorkerPool.start(
-      range.initial,
-      {
-        onnxPath: location.onnxPath,
-        executionProvider: config.executionProvider,
-        deviceId: config.deviceId,
-        requireGpu: this.#config.model.requireGpu,
-        intraOpNumThreads: config.intraOpNumThreads,
-        graphOptimizationLevel: config.graphOptimizationLevel,
-        outputs: config.outputs,
-      },
-      (error) => this.#log.error({ err: error }, 'inference worker error'),
-    );
-    for (const warning of started.warnings) this.#log.warn({ model: location.name }, warning);
-    try {
-      checkDeclaredInputs(location, started.signature);
-      checkPadRules(location, started.signature);
-    } catch (error) {
-      await started.pool.close();
-      throw error;
+  /** Loads a model under `name`; resolves once it is ready. A name already present is 409. */
+  load(name: string, source: ModelSource): Promise<ModelInfo> {
+    if (this.#entries.has(name)) {
+      return Promise.reject(new InferdError('INFERD_ERR_MODEL_ALREADY_LOADED', `model ${name} is already ${this.#entries.get(name)!.state}`));
     }
-    const batching = this.#batchingOptions(location, started.signature);
-    const batcher = new Batcher({
-      ...batching,
-      run: (inputs) => started.pool.run(inputs),
-      maxBatchesInFlight: started.pool.size * BATCHES_PER_INSTANCE,
-      timeoutMs: this.#config.server.invocationTimeoutS * 1000,
-      layout: batchLayout(started.signature, config.batching.pad),
-      observer: this.#observer?.(location.name),
-    });
-    const info: ModelInfo = {
-      name: location.name,
-      path: location.onnxPath,
-      provider: started.provider,
-      requestedProvider: config.executionProvider,
-      instances: range.initial,
-      minInstances: range.min,
-      maxInstances: range.max,
-      intraOpNumThreads: config.intraOpNumThreads,
-      batching,
-      signature: started.signature,
-    };
-    started.pool.onResize((instances) => batcher.resize(instances * BATCHES_PER_INSTANCE));
-    const autoscaler =
-      range.max > range.min
-        ? new WorkerAutoscaler({
-            model: info.name,
-            pool: started.pool,
-            queue: () => batcher.stats(),
-            maxBatchSize: batching.maxBatchSize,
-            settings: { ...this.#config.autoscale, minInstances: range.min, maxInstances: range.max },
-            log: this.#log,
-            onDecision: this.#autoscaleObserver?.(info.name),
-          })
-        : undefined;
-    this.#model = { info, pool: started.pool, batcher, autoscaler };
-    if (this.#state === 'loading') this.#state = 'ready';
-    autoscaler?.start();
-    const scaling = autoscaler ? `, autoscaling between ${range.min} and ${range.max}` : '';
-    this.#log.info(
-      { model: info.name, provider: info.provider, instances: range.initial, minInstances: range.min, maxInstances: range.max, intraOpNumThreads: info.intraOpNumThreads, batching },
-      `model ${info.name} ready on ${info.provider.toUpperCase()} with ${range.initial} instance(s)${scaling}`,
-    );
+    return this.#startLoad(name, async () => source, true).then((served) => served.info);
   }
 
   /**
-   * Instances to start with, and the range the autoscaler keeps them in: fixed unless a
-   * `maxInstances` is set (inferd.json over the environment, as for `instances`).
+   * The model `name`, loading it from `source()` unless it is loaded or loading already: every
+   * concurrent caller shares one load. Loaded this way, a model may be evicted under the budget.
    */
-  #instanceRange(location: ModelLocation): { initial: number; min: number; max: number } {
-    const cores = availableParallelism();
-    const { config } = location;
-    const threads = config.intraOpNumThreads;
-    // On CPU one core per server process stays with its HTTP thread: decoding, encoding and /ping
-    // live there. On a GPU, two sessions overlap one's host work with the other's kernels.
-    const processes = this.#config.server.processes;
-    const fallback =
-      config.executionProvider === 'cuda' ? 2 : Math.max(1, Math.floor((cores - processes) / (processes * threads)));
-    const fixed = config.instances ?? this.#config.model.instances;
-    const max = config.maxInstances ?? this.#config.autoscale.maxInstances;
-    const ownMin = config.minInstances ?? this.#config.autoscale.minInstances;
-    if (max === undefined && ownMin !== undefined) {
-      throw new InferdError('INFERD_ERR_MODEL_LOAD_FAILED', `minInstances (${ownMin}) needs a maxInstances: without it the pool does not autoscale`);
+  loadOnce(name: string, source: () => Promise<ModelSource>): Promise<ModelInfo> {
+    const entry = this.#entries.get(name);
+    if (entry?.state === 'ready') {
+      entry.lastUsedMs = performance.now();
+      return Promise.resolve(entry.served!.info);
     }
-    const min = max === undefined ? (fixed ?? fallback) : (ownMin ?? 1);
-    if (max !== undefined && min > max) {
-      throw new InferdError('INFERD_ERR_MODEL_LOAD_FAILED', `minInstances (${min}) exceeds maxInstances (${max})`);
+    // An unloading model is loaded again once its workers have stopped.
+    const loading = entry === undefined ? this.#startLoad(name, source, false) : entry.state === 'loading' ? entry.loading : this.#reloadAfter(entry, name, source);
+    return loading.then((served) => served.info);
+  }
+
+  async #reloadAfter(entry: Entry, name: string, source: () => Promise<ModelSource>): Promise<ServedModel> {
+    await entry.unloading?.catch(() => {});
+    const next = this.#entries.get(name);
+    if (next === undefined) return this.#startLoad(name, source, false);
+    return next.state === 'unloading' ? this.#reloadAfter(next, name, source) : next.loading;
+  }
+
+  #startLoad(name: string, source: () => Promise<ModelSource>, pinned: boolean): Promise<ServedModel> {
+    if (this.#closing) return Promise.reject(new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down'));
+    const entry: Entry = {
+      name,
+      pinned,
+      url: '',
+      state: 'loading',
+      served: undefined,
+      loading: Promise.resolve(undefined as never),
+      unloading: undefined,
+      reservedBytes: 0,
+      footprintBytes: undefined,
+      footprintSource: undefined,
+      loadMs: undefined,
+      lastUsedMs: performance.now(),
+      detach: [],
+    };
+    this.#entries.set(name, entry);
+    entry.loading = this.#loadInto(entry, source);
+    entry.loading.catch((error: unknown) => {
+      if (this.#entries.get(name) === entry) this.#entries.delete(name);
+      this.#log.warn({ model: name, err: error }, `model ${name} failed to load: ${(error as Error).message}`);
+    });
+    return entry.loading;
+  }
+
+  async #loadInto(entry: Entry, source: () => Promise<ModelSource>): Promise<ServedModel> {
+    const startedMs = performance.now();
+    const { dir, url } = await source();
+    entry.url = url;
+    const location = await locateModel(dir);
+    const declared = location.config.memoryMb === undefined ? undefined : location.config.memoryMb * MIB;
+    const artifact = await artifactBytes(location);
+    entry.reservedBytes = declared ?? this.#knownFootprints.get(location.onnxPath) ?? artifact;
+    await this.#makeRoom(entry, entry.reservedBytes);
+
+    const rssBefore = process.memoryUsage.rss();
+    const served = await ServedModel.start(entry.name, location, this.#settings.defaults, this.#log, this.#workerFile);
+    const growth = process.memoryUsage.rss() - rssBefore;
+    // Resident memory growth over the load sees the sessions' weights and arenas; another load
+    // at the same time adds to it, which errs on the side of evicting sooner. It cannot see GPU
+    // memory, hence `memoryMb` in inferd.json.
+    entry.footprintSource = declared !== undefined ? 'declared' : growth > artifact ? 'measured' : 'artifact';
+    entry.footprintBytes = declared ?? Math.max(growth, artifact);
+    entry.reservedBytes = 0;
+    this.#knownFootprints.set(location.onnxPath, entry.footprintBytes);
+    try {
+      await this.#makeRoom(entry, entry.footprintBytes);
+      if (this.#closing) throw new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down');
+    } catch (error) {
+      await served.close();
+      throw error;
     }
-    const range = { initial: Math.min(max ?? min, Math.max(min, fixed ?? min)), min, max: max ?? min };
-    const threadsInAll = processes * range.max * threads;
-    if (config.executionProvider === 'cpu' && threadsInAll > cores) {
-      this.#log.warn(
-        { processes, instances: range.max, intraOpNumThreads: threads, cores },
-        `processes × instances × intraOpNumThreads (${threadsInAll}) exceeds the ${cores} available cores; expect contention`,
+    entry.loadMs = performance.now() - startedMs;
+    for (const hooks of this.#hooks) {
+      const detach = hooks.loaded?.(served, { loadMs: entry.loadMs });
+      if (detach) entry.detach.push(detach);
+    }
+    entry.served = served;
+    entry.state = 'ready';
+    entry.lastUsedMs = performance.now();
+    const { info } = served;
+    const scaling = info.maxInstances > info.minInstances ? `, autoscaling between ${info.minInstances} and ${info.maxInstances}` : '';
+    this.#log.info(
+      {
+        model: info.name,
+        url,
+        provider: info.provider,
+        instances: info.instances,
+        minInstances: info.minInstances,
+        maxInstances: info.maxInstances,
+        intraOpNumThreads: info.intraOpNumThreads,
+        batching: info.batching,
+        footprintBytes: entry.footprintBytes,
+        footprintSource: entry.footprintSource,
+        loadMs: Math.round(entry.loadMs),
+      },
+      `model ${info.name} ready on ${info.provider.toUpperCase()} with ${info.instances} instance(s)${scaling}`,
+    );
+    return served;
+  }
+
+  /**
+   * Makes room for `neededBytes` more beside every other model (loading ones count what they
+   * reserved, unloading ones what they hold until their workers stop), or refuses with 507.
+   */
+  async #makeRoom(entry: Entry, neededBytes: number): Promise<void> {
+    const budgetBytes = this.#settings.memoryBudgetBytes;
+    if (budgetBytes === undefined) return;
+    const residents: Resident[] = [];
+    for (const other of this.#entries.values()) {
+      if (other === entry) continue;
+      residents.push({
+        name: other.name,
+        footprintBytes: other.footprintBytes ?? other.reservedBytes,
+        lastUsedMs: other.lastUsedMs,
+        evictable: this.#settings.evictToFit && !other.pinned && other.state === 'ready' && other.served!.idle,
+      });
+    }
+    const evictions = evictionsToFit(residents, neededBytes, budgetBytes);
+    if (evictions === undefined) {
+      const usedMib = residents.reduce((sum, r) => sum + r.footprintBytes, 0) / MIB;
+      throw new InferdError(
+        'INFERD_ERR_INSUFFICIENT_MEMORY',
+        `model ${entry.name} needs ${(neededBytes / MIB).toFixed(1)} MiB; ${usedMib.toFixed(1)} of the ${(budgetBytes / MIB).toFixed(1)} MiB budget are held${this.#settings.evictToFit ? ' by models in use' : ''}`,
       );
     }
-    return range;
+    for (const name of evictions) this.#log.info({ model: name, for: entry.name }, `evicting model ${name} to make room for ${entry.name}`);
+    await Promise.all(evictions.map((name) => this.unload(name, 'evicted').catch(() => {})));
   }
 
-  /** Server defaults, then inferd.json, then what the signature allows. */
-  #batchingOptions(location: ModelLocation, signature: ModelSignature): BatchingOptions {
-    const server = this.#config.batching;
-    const own = location.config.batching;
-    // A fixed batch dimension (often 1) means the model cannot take merged requests.
-    const fixedBatch = signature.inputs.some((input) => input.shape[0] !== null);
-    return {
-      maxBatchSize: fixedBatch ? 1 : (own.maxBatchSize ?? server.maxBatchSize),
-      maxQueueDelayMs: own.maxQueueDelayMs ?? server.maxQueueDelayMs,
-      preferredBatchSizes: own.preferredBatchSizes ?? server.preferredBatchSizes,
-      maxQueueSize: own.maxQueueSize ?? server.maxQueueSize,
-    };
+  /**
+   * Refuses new requests for `name` (404) at once, lets those accepted finish, stops its
+   * workers, and only then resolves. A model still loading is unloaded once loaded.
+   */
+  unload(name: string, reason: UnloadReason = 'request'): Promise<void> {
+    const entry = this.#entries.get(name);
+    if (!entry) return Promise.reject(notLoaded(name));
+    entry.unloading ??= this.#unloadEntry(entry, reason);
+    return entry.unloading;
   }
 
-  infer(inputs: NamedTensors, options?: SubmitOptions): Promise<InferenceResult> {
-    if (this.#state === 'draining' || this.#state === 'closed') {
-      return Promise.reject(new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down'));
+  async #unloadEntry(entry: Entry, reason: UnloadReason): Promise<void> {
+    let served: ServedModel;
+    try {
+      served = await entry.loading;
+    } catch {
+      throw notLoaded(entry.name);
     }
-    if (!this.#model || this.#state !== 'ready') {
-      return Promise.reject(new InferdError('INFERD_ERR_NOT_READY', 'the model is still loading'));
+    entry.state = 'unloading';
+    try {
+      for (const detach of entry.detach) await detach();
+      await served.close();
+    } finally {
+      if (this.#entries.get(entry.name) === entry) this.#entries.delete(entry.name);
     }
-    const { batcher, autoscaler } = this.#model;
-    if (!autoscaler) return batcher.submit(inputs, options);
-    return batcher.submit(inputs, options).then((result) => {
-      autoscaler.queueWait(result.queueMs);
-      return result;
-    });
+    this.#log.info({ model: entry.name, reason }, `model ${entry.name} unloaded (${reason})`);
+    for (const hooks of this.#hooks) hooks.unloaded?.(entry.name, reason);
   }
 
-  stats(): RuntimeStats {
-    const model = this.#model;
-    return model
-      ? { ...model.batcher.stats(), busyWorkers: model.pool.busy, workers: model.pool.size, startingWorkers: model.pool.starting }
-      : { queued: 0, queuedRows: 0, inFlight: 0, busyWorkers: 0, workers: 0, startingWorkers: 0 };
+  get(name: string): ModelView | undefined {
+    const entry = this.#entries.get(name);
+    return entry && viewOf(entry);
   }
 
-  /** Refuses new work, lets queued and running inferences finish, then stops the workers. */
-  async close(): Promise<void> {
-    if (this.#state === 'closed') return;
-    this.#state = 'draining';
-    await this.#starting?.catch(() => {});
-    if (this.#model) {
-      // A worker the autoscaler is still loading joins the pool before the pool closes.
-      await this.#model.autoscaler?.stop();
-      await this.#model.batcher.drain();
-      await this.#model.pool.close();
+  /** Every model, loading and unloading ones too, by name. */
+  list(): ModelView[] {
+    return [...this.#entries.values()].map(viewOf).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** The ready models with their numbers now, for metrics. */
+  *stats(): Generator<{ readonly name: string; readonly stats: ModelStats; readonly footprintBytes: number }> {
+    for (const entry of this.#entries.values()) {
+      if (entry.state === 'ready') yield { name: entry.name, stats: entry.served!.stats(), footprintBytes: entry.footprintBytes ?? 0 };
     }
-    this.#state = 'closed';
+  }
+
+  /** The model `name` if it is ready to take requests; the one place that says why not. */
+  model(name: string): ModelInfo {
+    return this.#ready(name).served!.info;
+  }
+
+  #ready(name: string): Entry {
+    if (this.#closing) throw new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down');
+    const entry = this.#entries.get(name);
+    if (entry?.state === 'ready') {
+      entry.lastUsedMs = performance.now();
+      return entry;
+    }
+    if (entry?.state === 'loading') throw new InferdError('INFERD_ERR_NOT_READY', `model ${name} is still loading`);
+    throw notLoaded(name);
+  }
+
+  infer(name: string, inputs: NamedTensors, options?: SubmitOptions): Promise<InferenceResult> {
+    let entry: Entry;
+    try {
+      entry = this.#ready(name);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return entry.served!.infer(inputs, options);
+  }
+
+  /** Refuses new work, lets queued and running inferences finish, then stops every model's workers. */
+  close(): Promise<void> {
+    this.#closing = true;
+    this.#closed ??= (async () => {
+      await Promise.all([...this.#entries.values()].map((entry) => entry.loading.catch(() => {})));
+      await Promise.all([...this.#entries.keys()].map((name) => this.unload(name, 'shutdown').catch(() => {})));
+    })();
+    return this.#closed;
   }
 }
 
-function checkDeclaredInputs(location: ModelLocation, signature: ModelSignature): void {
-  const declared = location.config.inputs;
-  if (!declared) return;
-  const actual = signature.inputs.map((i) => i.name);
-  if (declared.length !== actual.length || declared.some((name) => !actual.includes(name))) {
-    throw new InferdError(
-      'INFERD_ERR_MODEL_LOAD_FAILED',
-      `inferd.json declares inputs [${declared.join(', ')}] but the model has [${actual.join(', ')}]`,
-    );
-  }
+const notLoaded = (name: string) => new InferdError('INFERD_ERR_MODEL_NOT_LOADED', `model ${name} is not loaded`);
+
+function viewOf(entry: Entry): ModelView {
+  return {
+    name: entry.name,
+    url: entry.url,
+    state: entry.state,
+    info: entry.served?.info,
+    footprintBytes: entry.footprintBytes,
+    footprintSource: entry.footprintSource,
+    loadMs: entry.loadMs,
+  };
 }
 
-/** Values each integer dtype can hold; a pad value outside them would wrap or throw at merge time. */
-const INTEGER_RANGES: Partial<Record<DType, readonly [number, number]>> = {
-  int8: [-128, 127],
-  uint8: [0, 255],
-  int16: [-32768, 32767],
-  uint16: [0, 65535],
-  int32: [-2147483648, 2147483647],
-  int64: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
-  bool: [0, 1],
-};
-
-/**
- * A pad rule must name a symbolic dimension the model has beyond the batch dimension, with a
- * value every input carrying that dimension can hold.
- */
-function checkPadRules(location: ModelLocation, signature: ModelSignature): void {
-  const fail = (message: string) => new InferdError('INFERD_ERR_MODEL_LOAD_FAILED', `inferd.json batching.pad: ${message}`);
-  const names = new Set(signature.inputs.flatMap((input) => (input.dimNames ?? []).slice(1).filter((n): n is string => n !== null)));
-  for (const [name, rule] of Object.entries(location.config.batching.pad)) {
-    if (!names.has(name)) throw fail(`"${name}" is not one of the model's variable dimensions [${[...names].join(', ')}]`);
-    for (const input of signature.inputs.filter((i) => i.dimNames?.slice(1).includes(name))) {
-      const range = INTEGER_RANGES[input.dtype];
-      if (range && !(Number.isInteger(rule.value) && rule.value >= range[0] && rule.value <= range[1])) {
-        throw fail(`"${name}" pads ${input.dtype} input '${input.name}' with ${rule.value}, which it cannot hold`);
-      }
-    }
+/** The size of the model directory's files: what a model needs at least once loaded. */
+async function artifactBytes(location: ModelLocation): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(location.dir, { withFileTypes: true })) {
+    if (entry.isFile()) total += (await stat(join(location.dir, entry.name))).size;
   }
+  return total;
 }

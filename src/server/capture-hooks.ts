@@ -65,6 +65,7 @@ export function installCaptureHooks(app: FastifyInstance, capture: DataCapture):
         responseContentType: reply.getHeader('content-type')?.toString(),
         inferenceId: header(request, 'x-amzn-sagemaker-inference-id'),
         customAttributes: header(request, 'x-amzn-sagemaker-custom-attributes'),
+        targetModel: header(request, 'x-amzn-sagemaker-target-model') ?? (request.params as { name?: string } | undefined)?.name,
         time: new Date(),
       });
     }

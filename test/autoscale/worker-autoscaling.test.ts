@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { counterValue, until } from '../async/toolkit.js';
-import { invoke, MODELS, startServer, type TestServer } from '../helper.js';
+import { defaultModel, invoke, MODELS, startServer, type TestServer } from '../helper.js';
 import { writeNpy } from '../npy.js';
 
 const MODEL = 'slow-matmul';
@@ -65,8 +65,8 @@ describe('worker autoscaling on a real model', () => {
   it('grows the pool under a burst, runs the burst on both workers, and shrinks it under a trickle, failing no request', async (t) => {
     const scaled = await startServer(MODELS.slow, { env: AUTOSCALED });
     t.after(() => scaled.http.close());
-    assert.equal(scaled.runtime.stats().workers, 1);
-    assert.deepEqual([scaled.runtime.model!.minInstances, scaled.runtime.model!.maxInstances], [1, 2]);
+    assert.equal(defaultModel(scaled).stats.workers, 1);
+    assert.deepEqual([defaultModel(scaled).info.minInstances, defaultModel(scaled).info.maxInstances], [1, 2]);
 
     // Six clients keep the one worker busy with a backlog behind it, until the pool has grown and
     // both workers are seen running batches at once: the new one takes part of the burst.
@@ -88,7 +88,7 @@ describe('worker autoscaling on a real model', () => {
     // A trickle: one small request at a time, with pauses. The pool comes back to one worker
     // while it runs, and that worker goes on answering.
     const trickle = await loadUntil(scaled, light, 1, 300, async (statuses) => {
-      await until(() => (scaled.runtime.stats().workers === 1 ? true : undefined), 30_000, 'the pool to shrink to one worker');
+      await until(() => (defaultModel(scaled).stats.workers === 1 ? true : undefined), 30_000, 'the pool to shrink to one worker');
       // The second answer from now was sent after the shrink.
       const atShrink = statuses.length;
       await until(() => (statuses.length >= atShrink + 2 ? true : undefined), 30_000, 'answers after the shrink');
@@ -102,7 +102,7 @@ describe('worker autoscaling on a real model', () => {
   it('starts at the minimum, and refuses a minimum above the maximum when inferd.json and the environment disagree', async (t) => {
     const atMinimum = await startServer(MODELS.slow, { env: { INFERD_MIN_INSTANCES: '2', INFERD_MAX_INSTANCES: '3' } });
     t.after(() => atMinimum.http.close());
-    assert.deepEqual([atMinimum.runtime.stats().workers, atMinimum.runtime.model!.instances], [2, 2]);
+    assert.deepEqual([defaultModel(atMinimum).stats.workers, defaultModel(atMinimum).info.instances], [2, 2]);
 
     const dir = await mkdtemp(join(tmpdir(), 'inferd-autoscale-'));
     t.after(() => rm(dir, { recursive: true, force: true }));
@@ -110,6 +110,6 @@ describe('worker autoscaling on a real model', () => {
     await writeFile(join(dir, 'inferd.json'), JSON.stringify({ maxInstances: 2 }));
     const refused = await startServer(dir, { env: { INFERD_MIN_INSTANCES: '3', INFERD_MAX_INSTANCES: '4' }, load: false });
     t.after(() => refused.http.close());
-    await assert.rejects(refused.runtime.start(), { code: 'INFERD_ERR_MODEL_LOAD_FAILED', message: /minInstances \(3\) exceeds maxInstances \(2\)/ });
+    await assert.rejects(refused.start(), { code: 'INFERD_ERR_MODEL_LOAD_FAILED', message: /minInstances \(3\) exceeds maxInstances \(2\)/ });
   });
 });

@@ -21,7 +21,7 @@ interface Call {
 function heldRuntime(): { runtime: Runtime; calls: Call[] } {
   const calls: Call[] = [];
   const runtime = {
-    infer(inputs: NamedTensors, options?: SubmitOptions): Promise<InferenceResult> {
+    infer(_model: string, inputs: NamedTensors, options?: SubmitOptions): Promise<InferenceResult> {
       const x = inputs.x!;
       const rows = x.dims[0]!;
       return new Promise((resolve) => {

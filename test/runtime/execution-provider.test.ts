@@ -28,7 +28,7 @@ describe('execution providers', () => {
     const dir = await cudaModel();
     const server = await startServer(dir, { load: false, env: { INFERD_REQUIRE_GPU: 'true' } });
     t.after(() => server.http.close());
-    await assert.rejects(server.runtime.start(), (error: { code?: string; message: string }) => {
+    await assert.rejects(server.start(), (error: { code?: string; message: string }) => {
       assert.equal(error.code, 'INFERD_ERR_MODEL_LOAD_FAILED');
       assert.match(error.message, /cuda/i);
       return true;
@@ -45,7 +45,7 @@ describe('batching configuration checked against the model', () => {
     });
     const server = await startServer(dir, { load: false });
     t.after(() => server.http.close());
-    await assert.rejects(server.runtime.start(), /batching\.pad: "seq" pads int64 input 'input_ids' with 0\.5/);
+    await assert.rejects(server.start(), /batching\.pad: "seq" pads int64 input 'input_ids' with 0\.5/);
   });
 
   it('refuses padding of a dimension the model does not have', async (t) => {
@@ -55,6 +55,6 @@ describe('batching configuration checked against the model', () => {
     });
     const server = await startServer(dir, { load: false });
     t.after(() => server.http.close());
-    await assert.rejects(server.runtime.start(), /"tokens" is not one of the model's variable dimensions \[seq\]/);
+    await assert.rejects(server.start(), /"tokens" is not one of the model's variable dimensions \[seq\]/);
   });
 });

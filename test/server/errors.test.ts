@@ -1,7 +1,7 @@
 /** Every error status of the contract, provoked against the real server. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { MODELS, invoke, startServer, type TestServer } from '../helper.js';
+import { defaultModel, MODELS, invoke, startServer, type TestServer } from '../helper.js';
 import { writeNpy } from '../npy.js';
 
 const ROW = Array.from({ length: 20 }, (_, i) => i / 10);
@@ -135,7 +135,7 @@ describe('server-side errors', () => {
     assert.equal(ping.status, 503);
     assert.equal(ping.headers.get('retry-after'), '1');
     assertError(await invoke(server.url, JSON.stringify([ROW]), { 'content-type': 'application/json' }), 503, 'INFERD_ERR_NOT_READY');
-    await server.runtime.start();
+    await server.start();
     assert.equal((await fetch(`${server.url}/ping`)).status, 200);
   });
 
@@ -166,7 +166,7 @@ describe('server-side errors', () => {
       Array.from({ length: 3 }, () => invoke(server.url, body, { 'content-type': 'application/x-npy', accept: 'application/x-npy' })),
     );
     for (const res of results) assertError(res, 504, 'INFERD_ERR_TIMEOUT');
-    assert.equal(server.runtime.stats().queued, 0, 'expired requests left the queue');
+    assert.equal(defaultModel(server).stats.queued, 0, 'expired requests left the queue');
     // The batches already handed to the worker run to the end; then small requests pass again.
     const small = () => invoke(server.url, JSON.stringify({ instances: [Array(256).fill(0)] }), { 'content-type': 'application/json' });
     let status = 0;

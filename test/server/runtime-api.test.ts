@@ -195,7 +195,7 @@ describe('a full queue', () => {
     await until(async () => ((await gauge(slow, 'inferd_busy_workers{model="slow-matmul"}')) === 1 ? true : undefined), 20_000, 'the long request to run');
     const held = async (concurrent: number, queued: number) => {
       const exposition = await metrics(slow);
-      const now = [counterValue(exposition, 'inferd_concurrent_requests{model="slow-matmul"}'), counterValue(exposition, 'inferd_queued_requests{model="slow-matmul"}')];
+      const now = [counterValue(exposition, 'inferd_concurrent_requests'), counterValue(exposition, 'inferd_queued_requests{model="slow-matmul"}')];
       return now[0] === concurrent && now[1] === queued ? true : undefined;
     };
     // One at a time: sent together they would be merged into the one batch in the second slot.

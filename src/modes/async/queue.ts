@@ -23,6 +23,8 @@ export interface AsyncRequest {
   readonly contentType: string;
   readonly accept?: string | undefined;
   readonly customAttributes?: string | undefined;
+  /** The repository model it names (`X-Amzn-SageMaker-Target-Model`); absent: the default model. */
+  readonly targetModel?: string | undefined;
   readonly outputLocation: string;
   readonly failureLocation: string;
   readonly receivedAtMs: number;

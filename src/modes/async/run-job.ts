@@ -8,8 +8,9 @@
  */
 import { isLineType } from '../../codecs/batch-records.js';
 import { InferdError, type ErrorCode } from '../../errors.js';
+import type { DataPlane } from '../../data-plane.js';
 import type { Runtime } from '../../runtime/runtime.js';
-import { requestDecoder, responseEncoder } from '../../server/content-types.js';
+import { requestDecoder, responseEncoder } from '../../codecs/negotiation.js';
 import { StorageError, type ObjectStore } from '../../storage/object-store.js';
 import { invokeWhole } from '../invocation.js';
 import { inProcessInvoker } from '../transform/invokers.js';
@@ -54,6 +55,7 @@ export class JobFailure extends Error {
 
 export interface RunDeps {
   readonly runtime: Runtime;
+  readonly dataPlane: DataPlane;
   readonly openStore: (uri: string) => ObjectStore;
   readonly defaultAccept: string;
   readonly maxPayloadBytes: number;
@@ -93,8 +95,7 @@ async function download<T>(job: AsyncJob, operation: () => Promise<T>): Promise<
 }
 
 export async function runJob(job: AsyncJob, deps: RunDeps): Promise<JobResult> {
-  const model = deps.runtime.model;
-  if (!model) throw new InferdError('INFERD_ERR_NOT_READY', 'the model is not loaded');
+  const model = await deps.dataPlane.resolve(job.targetModel);
   const decoder = requestDecoder(job.contentType);
   const encoder = responseEncoder(job.accept, deps.defaultAccept);
   encoder.assertCanEncode?.(model.signature);
@@ -120,7 +121,7 @@ export async function runJob(job: AsyncJob, deps: RunDeps): Promise<JobResult> {
       }),
       {},
     );
-    const invoker = inProcessInvoker(deps.runtime, { contentType: decoder.mediaType, accept, recordErrors: 'fail', isCancelled });
+    const invoker = inProcessInvoker(deps.runtime, model, { contentType: decoder.mediaType, accept, recordErrors: 'fail', isCancelled });
     await transformObject({ options, invoker, openStore: deps.openStore, progress: SILENT }, { uri: job.inputLocation, relativePath: job.inferenceId, sizeBytes: info.sizeBytes }, job.outputLocation);
     const written = deps.keepResponseUpToBytes > 0 ? await outputStore.stat(job.outputLocation) : undefined;
     const responseBody = written && written.sizeBytes <= deps.keepResponseUpToBytes ? await outputStore.getBuffer(job.outputLocation) : undefined;

@@ -8,10 +8,11 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from 'pino';
 import { InferdError } from '../../errors.js';
+import type { DataPlane } from '../../data-plane.js';
 import type { Runtime } from '../../runtime/runtime.js';
-import { requestDecoder, responseEncoder } from '../../server/content-types.js';
+import { requestDecoder, responseEncoder } from '../../codecs/negotiation.js';
 import { StorageError, type ObjectStore } from '../../storage/object-store.js';
 import { joinUri } from '../../storage/uri.js';
 import { isAllowedInput } from './input-policy.js';
@@ -63,6 +64,7 @@ export interface Submission {
   readonly contentType?: string | undefined;
   readonly accept?: string | undefined;
   readonly customAttributes?: string | undefined;
+  readonly targetModel?: string | undefined;
   readonly requestTtlS: number;
   readonly invocationTimeoutS: number;
 }
@@ -83,13 +85,17 @@ export interface AsyncStats extends QueueStats {
 
 export interface AsyncServiceDeps {
   readonly runtime: Runtime;
+  /** Finds the model each request names. */
+  readonly dataPlane: DataPlane;
+  /** The server's models are loaded: requests may be claimed. */
+  readonly isReady: () => boolean;
   /** Opened by start(), before the server listens. */
   readonly openQueue: () => Promise<AsyncQueue>;
   readonly settings: AsyncSettings;
   readonly openStore: (uri: string) => ObjectStore;
   readonly webhooks: Webhooks;
   readonly observer: AsyncObserver;
-  readonly log: FastifyBaseLogger;
+  readonly log: Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
   /** Wall-clock milliseconds, for TTLs, leases and timestamps; tests move it. */
   readonly clock?: (() => number) | undefined;
 }
@@ -156,8 +162,7 @@ export class AsyncInference {
     const inferenceId = submission.inferenceId ?? randomUUID();
     const known = await queue.get(inferenceId);
     if (known) return { job: known, created: false };
-    const model = this.#deps.runtime.model;
-    if (!model) throw new InferdError('INFERD_ERR_NOT_READY', 'the model is not loaded yet');
+    const model = await this.#deps.dataPlane.resolve(submission.targetModel);
     const contentType = submission.contentType ?? 'application/json';
     // Types the model cannot take are refused now rather than failed later.
     const decoder = requestDecoder(contentType);
@@ -189,6 +194,7 @@ export class AsyncInference {
       contentType,
       accept: submission.accept,
       customAttributes: submission.customAttributes,
+      targetModel: submission.targetModel,
       outputLocation: joinUri(settings.outputPath, `${inferenceId}.out`),
       failureLocation: joinUri(settings.failurePath, `${inferenceId}-error.out`),
       receivedAtMs: this.#now(),
@@ -221,7 +227,9 @@ export class AsyncInference {
   }
 
   #maxConcurrent(): number {
-    return this.#deps.settings.maxConcurrentInvocations ?? 2 * (this.#deps.runtime.model?.maxInstances ?? 1);
+    const { dataPlane, runtime } = this.#deps;
+    const model = dataPlane.defaultModel === undefined ? undefined : runtime.get(dataPlane.defaultModel)?.info;
+    return this.#deps.settings.maxConcurrentInvocations ?? 2 * (model?.maxInstances ?? 1);
   }
 
   /** Stops claiming, lets the requests running here finish and their notifications go out. */
@@ -267,7 +275,7 @@ export class AsyncInference {
       return;
     }
     const free = this.#maxConcurrent() - this.#running.size;
-    if (this.#closing || free <= 0 || this.#deps.runtime.state !== 'ready' || !this.#queue) return;
+    if (this.#closing || free <= 0 || !this.#deps.isReady() || !this.#queue) return;
     this.#pumping = true;
     this.#queue
       .claim(free, this.#now())
@@ -313,6 +321,7 @@ export class AsyncInference {
     });
     const execution = runJob(job, {
       runtime: this.#deps.runtime,
+      dataPlane: this.#deps.dataPlane,
       openStore: this.#deps.openStore,
       defaultAccept: settings.defaultAccept,
       maxPayloadBytes: settings.maxPayloadBytes,

@@ -4,7 +4,7 @@
  * A notification that still fails after its last attempt is dropped and counted; so is one that
  * finds the retry list full (a listener down for long must not grow memory without bound).
  */
-import type { FastifyBaseLogger } from 'fastify';
+import type { Logger } from 'pino';
 import type { InferenceNotification } from './notification.js';
 
 export interface WebhookSettings {
@@ -34,12 +34,12 @@ export type WebhookOutcome = 'delivered' | 'retried' | 'failed' | 'dropped';
 export class Webhooks {
   readonly #settings: WebhookSettings;
   readonly #count: (outcome: WebhookOutcome) => void;
-  readonly #log: FastifyBaseLogger;
+  readonly #log: Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
   readonly #inFlight = new Set<Promise<void>>();
   readonly #timers = new Set<NodeJS.Timeout>();
   #closed = false;
 
-  constructor(settings: WebhookSettings, count: (outcome: WebhookOutcome) => void, log: FastifyBaseLogger) {
+  constructor(settings: WebhookSettings, count: (outcome: WebhookOutcome) => void, log: Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>) {
     this.#settings = settings;
     this.#count = count;
     this.#log = log;

@@ -7,7 +7,11 @@ import { pino } from 'pino';
 import { ConfigError, loadConfig } from '../../config/load-config.js';
 import type { Config } from '../../config/schema.js';
 import { InferdError } from '../../errors.js';
-import { Runtime } from '../../runtime/runtime.js';
+import { runtimeSettings } from '../../config/runtime-settings.js';
+import { ModelRepository } from '../../repository/repository.js';
+import { targetModelPath } from '../../repository/target-model.js';
+import { locateModel } from '../../runtime/model-dir.js';
+import { Runtime, type ModelInfo } from '../../runtime/runtime.js';
 import { StorageError } from '../../storage/object-store.js';
 import { openObjectStore } from '../../storage/open-store.js';
 import { DataProcessingError, InvalidJsonPathError } from './data-processing.js';
@@ -21,10 +25,12 @@ export const TRANSFORM_USAGE = `Usage: inferd transform --input URI | --manifest
 
 Runs the model over every object under --input (s3://bucket/prefix, a directory or a file) and
 writes <output>/<relative path>.out for each, as SageMaker Batch Transform does. In-process by
-default (--model-dir DIR, or the server's default model); --endpoint http://host:port sends the
-mini-batches to a running server instead.
+default (--model-dir DIR, or the server's default model, or --target-model PATH of the
+INFERD_MODEL_REPOSITORY); --endpoint http://host:port sends the mini-batches to a running server
+instead (with --target-model, to that model of its repository).
 
 Options (SageMaker's names and meanings):
+  --target-model PATH            a model of the repository (X-Amzn-SageMaker-Target-Model)
   --content-type TYPE            text/csv (default), application/json, application/jsonlines, ...
   --accept TYPE                  answer type; default: the content type for CSV/JSON, else JSON
   --split-type None|Line|RecordIO                         default None: each object whole
@@ -50,6 +56,7 @@ const FLAGS = {
   output: 'output',
   'model-dir': 'modelDir',
   endpoint: 'endpoint',
+  'target-model': 'targetModel',
   'content-type': 'contentType',
   accept: 'accept',
   'split-type': 'splitType',
@@ -112,13 +119,28 @@ interface Target {
   close(): Promise<void>;
 }
 
+/** The job's model, loaded: the repository's `--target-model`, or the model directory. */
+async function loadJobModel(runtime: Runtime, options: TransformOptions, config: Config): Promise<ModelInfo> {
+  if (options.targetModel !== undefined) {
+    if (config.model.repository === undefined) throw new UsageError('--target-model names a model of INFERD_MODEL_REPOSITORY, which is not set');
+    const repository = new ModelRepository(
+      { root: config.model.repository, cacheDir: config.model.cacheDir, maxModelBytes: Math.floor(config.model.maxUnpackedMb * 1024 * 1024) },
+      (uri) => openObjectStore(uri, config.storage),
+    );
+    const name = targetModelPath(options.targetModel);
+    return runtime.load(name, await repository.fetch(name));
+  }
+  if (config.model.dir === undefined) throw new UsageError('name the model: --model-dir DIR, or --target-model PATH of INFERD_MODEL_REPOSITORY');
+  const location = await locateModel(config.model.dir);
+  return runtime.load(location.name, { dir: location.dir, url: location.dir });
+}
+
 async function inProcessTarget(options: TransformOptions, config: Config, io: TransformIo): Promise<Target> {
   // The job's own timeout governs a mini-batch, as InvocationsTimeoutInSeconds does in SageMaker.
-  const runtimeConfig: Config = { ...config, server: { ...config.server, invocationTimeoutS: options.invocationTimeoutS } };
   const log = pino({ level: config.server.logLevel }, pino.destination(2));
-  const runtime = new Runtime(runtimeConfig, { log });
+  const runtime = new Runtime(runtimeSettings(config, { invocationTimeoutS: options.invocationTimeoutS }), log);
   try {
-    await runtime.start();
+    const model = await loadJobModel(runtime, options, config);
     // What the model would announce on /execution-parameters if it were served: two mini-batches
     // per instance keep every instance busy, and packed mini-batches of 1 MB (about 7,000 churn
     // rows) are past the point where larger batches run faster, while holding less memory
@@ -126,7 +148,7 @@ async function inProcessTarget(options: TransformOptions, config: Config, io: Tr
     // Whole objects and single records keep SageMaker's 6 MB limit.
     const packed = options.splitType !== 'None' && options.batchStrategy !== 'SingleRecord';
     let resolved = resolveOptions(options, {
-      MaxConcurrentTransforms: runtime.model!.maxInstances * 2,
+      MaxConcurrentTransforms: model.maxInstances * 2,
       MaxPayloadInMB: packed ? PACKED_PAYLOAD_MB : SAGEMAKER_PAYLOAD_MB,
       BatchStrategy: 'MULTI_RECORD',
     });
@@ -135,7 +157,7 @@ async function inProcessTarget(options: TransformOptions, config: Config, io: Tr
       if (options.batchStrategy === 'MultiRecord') io.stderr.write('RecordIO records are sent one per mini-batch in-process (SingleRecord)\n');
       resolved = { ...resolved, batchStrategy: 'SingleRecord' };
     }
-    const invoker = inProcessInvoker(runtime, { contentType: resolved.contentType, accept: resolved.accept, recordErrors: resolved.recordErrors });
+    const invoker = inProcessInvoker(runtime, model, { contentType: resolved.contentType, accept: resolved.accept, recordErrors: resolved.recordErrors });
     return { invoker, options: resolved, close: () => runtime.close() };
   } catch (error) {
     await runtime.close();

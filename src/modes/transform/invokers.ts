@@ -4,7 +4,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decoderFor, encoderFor } from '../../codecs/registry.js';
-import type { Runtime } from '../../runtime/runtime.js';
+import type { ModelInfo, Runtime } from '../../runtime/runtime.js';
 import { invokeBatch, type RecordErrors } from '../batch-invocation.js';
 import type { ExecutionParameters } from './options.js';
 
@@ -24,10 +24,8 @@ export interface InProcessSettings {
   readonly isCancelled?: (() => boolean) | undefined;
 }
 
-/** The runtime has started. */
-export function inProcessInvoker(runtime: Runtime, { contentType, accept, recordErrors, isCancelled }: InProcessSettings): MiniBatchInvoker {
-  const model = runtime.model;
-  if (!model) throw new InvokerSetupError('the model is not loaded');
+/** Mini-batches for `model`, loaded in `runtime`. */
+export function inProcessInvoker(runtime: Runtime, model: ModelInfo, { contentType, accept, recordErrors, isCancelled }: InProcessSettings): MiniBatchInvoker {
   const decoder = decoderFor(contentType);
   if (!decoder) throw new InvokerSetupError(`--content-type ${contentType} is not supported`);
   const encoder = encoderFor(accept);
@@ -47,6 +45,8 @@ export interface EndpointSettings {
   readonly accept: string;
   readonly maxRetries: number;
   readonly invocationTimeoutS: number;
+  /** Sent as `X-Amzn-SageMaker-Target-Model`: a model of the server's repository. */
+  readonly targetModel?: string | undefined;
 }
 
 /** SageMaker asks before the first mini-batch; a missing route or a non-200 means defaults. */
@@ -75,7 +75,11 @@ export function endpointInvoker(endpoint: string, settings: EndpointSettings): M
       const response = await fetch(url, {
         method: 'POST',
         body,
-        headers: { 'content-type': settings.contentType, accept: settings.accept },
+        headers: {
+          'content-type': settings.contentType,
+          accept: settings.accept,
+          ...(settings.targetModel !== undefined && { 'x-amzn-sagemaker-target-model': settings.targetModel }),
+        },
         signal: AbortSignal.timeout(settings.invocationTimeoutS * 1000),
       });
       const bytes = Buffer.from(await response.arrayBuffer());

@@ -27,6 +27,11 @@ export const TransformOptionsSchema = z
     output: z.string().min(1).describe('Output prefix: `s3://bucket/prefix` or a directory.'),
     modelDir: z.string().min(1).optional().describe('Model directory, run in-process (default as for `inferd serve`).'),
     endpoint: z.url().optional().describe('Send mini-batches to a running server (`http://host:port`) instead.'),
+    targetModel: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('A model of the repository (`X-Amzn-SageMaker-Target-Model`): in-process from `INFERD_MODEL_REPOSITORY`, or sent to `--endpoint`.'),
     contentType: mediaType.default('text/csv').describe('`TransformInput.ContentType`, sent as `Content-Type`.'),
     accept: mediaType.optional().describe('`TransformOutput.Accept`; unset: the content type when it is CSV or JSON, else JSON.'),
     splitType: z.enum(SPLIT_TYPES).default('None').describe('How an input object is cut into records.'),
@@ -50,6 +55,7 @@ export const TransformOptionsSchema = z
     const problem = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
     if ((options.input === undefined) === (options.manifest === undefined)) problem('input', 'give exactly one of --input and --manifest');
     if (options.endpoint !== undefined && options.modelDir !== undefined) problem('endpoint', 'give --endpoint or --model-dir, not both');
+    if (options.targetModel !== undefined && options.modelDir !== undefined) problem('targetModel', 'give --target-model or --model-dir, not both');
     if (options.shardIndex >= options.shardCount) problem('shardIndex', `must be below --shard-count (${options.shardCount})`);
     if (options.batchStrategy === 'MultiRecord' && options.splitType === 'None') {
       problem('batchStrategy', 'MultiRecord needs --split-type Line or RecordIO, as in SageMaker');

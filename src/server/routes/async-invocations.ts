@@ -24,6 +24,7 @@ const AsyncHeadersSchema = z.object({
     .max(1024)
     .regex(/^[\x20-\x7e]*$/, 'must be printable ASCII')
     .optional(),
+  'x-amzn-sagemaker-target-model': header(1024),
   'x-amzn-sagemaker-inference-id': z.string().regex(INFERENCE_ID, 'must be 1-64 printable ASCII characters, no slash, not starting with a dot').optional(),
   'x-amzn-sagemaker-requestttlseconds': z.coerce.number().int().min(60).max(21_600).default(21_600),
   'x-amzn-sagemaker-invocationtimeoutseconds': z.coerce.number().int().min(1).max(3_600).default(900),
@@ -79,6 +80,7 @@ export function asyncInvocationRoutes(service: AsyncInference, bodies: RequestBo
       contentType: headers['x-amzn-sagemaker-content-type'] ?? (inputLocation === undefined ? headers['content-type'] : undefined),
       accept: headers['x-amzn-sagemaker-accept'],
       customAttributes: headers['x-amzn-sagemaker-custom-attributes'],
+      targetModel: headers['x-amzn-sagemaker-target-model'],
       requestTtlS: headers['x-amzn-sagemaker-requestttlseconds'],
       invocationTimeoutS: headers['x-amzn-sagemaker-invocationtimeoutseconds'],
     });

@@ -5,19 +5,22 @@ import { recordLines } from '../../codecs/batch-records.js';
 import type { RequestDecoder, ResponseEncoder } from '../../codecs/codec.js';
 import { internalStreamFailureEvent, modelStreamErrorEvent, payloadPartEvent } from '../../codecs/event-stream.js';
 import { jsonLinesEncoder } from '../../codecs/jsonlines.js';
+import type { LoadSignals } from '../../autoscale/load-signals.js';
 import type { Config } from '../../config/schema.js';
+import type { DataPlane } from '../../data-plane.js';
 import { InferdError } from '../../errors.js';
 import { invokeBatch } from '../../modes/batch-invocation.js';
 import { invokeWhole } from '../../modes/invocation.js';
 import { invokeStreamed } from '../../modes/streamed-invocation.js';
 import type { Metrics } from '../../metrics.js';
 import type { ModelInfo, Runtime } from '../../runtime/runtime.js';
-import { mediaTypeOf, requestDecoder, responseEncoder } from '../content-types.js';
+import { mediaTypeOf, requestDecoder, responseEncoder } from '../../codecs/negotiation.js';
 import { installCaptureHooks } from '../capture-hooks.js';
 import { toInferdError } from '../error-handler.js';
 import { runtimeApiRouteOf } from '../runtime-api.js';
 
 const CUSTOM_ATTRIBUTES = 'x-amzn-sagemaker-custom-attributes';
+const TARGET_MODEL = 'x-amzn-sagemaker-target-model';
 const SESSION_ID = 'x-amzn-sagemaker-session-id';
 
 /**
@@ -104,16 +107,38 @@ const streamFailureEvent = (error: InferdError) => {
 /** One Buffer a chunk, computed no further ahead than the stream is read. */
 const chunks = <T>(frames: AsyncGenerator<T>) => Readable.from(frames, { highWaterMark: 1 });
 
-/** `POST /invocations`, and SageMaker's runtime API for unchanged clients: `InvokeEndpoint` and `InvokeEndpointWithResponseStream`. */
-export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metrics, capture: DataCapture | undefined) {
-  const errorCodes = new WeakMap<FastifyRequest, string>();
+export interface InvocationContext {
+  readonly dataPlane: DataPlane;
+  readonly runtime: Runtime;
+  readonly config: Config;
+  readonly metrics: Metrics;
+  /** Requests in the container, for external autoscalers. */
+  readonly load: LoadSignals;
+  readonly capture: DataCapture | undefined;
+}
 
-  /** What every invocation checks first: a model ready, no session, a body. */
-  const admit = (request: FastifyRequest): { model: ModelInfo; body: Buffer } => {
-    const model = runtime.model;
-    if (!model || runtime.state !== 'ready') {
-      throw new InferdError(runtime.state === 'loading' ? 'INFERD_ERR_NOT_READY' : 'INFERD_ERR_SHUTTING_DOWN', `the server is ${runtime.state}`);
-    }
+/**
+ * `POST /invocations`, SageMaker's runtime API for unchanged clients (`InvokeEndpoint` and
+ * `InvokeEndpointWithResponseStream`), and `POST /models/{name}/invoke` (multi-model endpoints).
+ */
+export function invocationRoutes({ dataPlane, runtime, config, metrics, load, capture }: InvocationContext) {
+  const errorCodes = new WeakMap<FastifyRequest, string>();
+  const modelNames = new WeakMap<FastifyRequest, string>();
+
+  /** The model a request names by its route or `X-Amzn-SageMaker-Target-Model`, or the default model. */
+  const modelOf = (request: FastifyRequest): ModelInfo | Promise<ModelInfo> => {
+    const { name } = request.params as { name?: string };
+    const target = request.headers[TARGET_MODEL];
+    const named = name ?? (typeof target === 'string' ? target : undefined);
+    // Every log line of a request that names its model says which (SageMaker logs TargetModel).
+    if (named !== undefined) request.log = request.log.child({ targetModel: named });
+    return name !== undefined ? runtime.model(name) : dataPlane.resolve(named);
+  };
+
+  /** What every invocation checks first: its model ready, no session, a body. */
+  const admit = async (request: FastifyRequest): Promise<{ model: ModelInfo; body: Buffer }> => {
+    const model = await modelOf(request);
+    modelNames.set(request, model.name);
     if (request.headers[SESSION_ID] !== undefined) {
       throw new InferdError('INFERD_ERR_SESSIONS_DISABLED', 'X-Amzn-SageMaker-Session-Id: stateful sessions not enabled; inferd serves stateless models');
     }
@@ -160,7 +185,7 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
   };
 
   const invoke = async (request: FastifyRequest, reply: FastifyReply) => {
-    const { model, body } = admit(request);
+    const { model, body } = await admit(request);
     const { headers } = request;
     const decoder = requestDecoder(headers['content-type']);
     // Only the container route streams: on the runtime route a late failure must still be a
@@ -209,7 +234,7 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
 
   /** `InvokeEndpointWithResponseStream`: the client's Accept travels as `X-Amzn-SageMaker-Accept`. */
   const invokeWithResponseStream = async (request: FastifyRequest, reply: FastifyReply) => {
-    const { model, body } = admit(request);
+    const { model, body } = await admit(request);
     const { headers } = request;
     const decoder = requestDecoder(headers['content-type']);
     const acceptHeader = headers['x-amzn-sagemaker-accept'];
@@ -231,16 +256,17 @@ export function invocationRoutes(runtime: Runtime, config: Config, metrics: Metr
     });
     // Counted from arrival to the last byte (or the client leaving): what the container holds.
     app.addHook('onRequest', (_request, reply, done) => {
-      reply.raw.once('close', metrics.load.started());
+      reply.raw.once('close', load.started());
       done();
     });
     app.addHook('onResponse', (request, reply, done) => {
-      metrics.request(runtime.model?.name ?? 'none', reply.statusCode, reply.elapsedTime, errorCodes.get(request));
+      metrics.request(modelNames.get(request) ?? 'none', reply.statusCode, reply.elapsedTime, errorCodes.get(request));
       done();
     });
     app.post('/invocations', invoke);
     app.post('/endpoints/:endpointName/invocations', { config: { runtimeApi: 'invoke' } }, invoke);
     app.post('/endpoints/:endpointName/invocations-response-stream', { config: { runtimeApi: 'stream' } }, invokeWithResponseStream);
+    app.post('/models/:name/invoke', invoke);
   };
 }
 

@@ -1,0 +1,22 @@
+/** The few settings the runtime needs, taken once from the validated configuration. */
+import type { RuntimeSettings } from '../runtime/runtime.js';
+import type { Config } from './schema.js';
+
+const MIB = 1024 * 1024;
+
+export function runtimeSettings(config: Config, overrides: { readonly invocationTimeoutS?: number } = {}): RuntimeSettings {
+  const { memoryBudgetMb } = config.model;
+  return {
+    defaults: {
+      processes: config.server.processes,
+      instances: config.model.instances,
+      minInstances: config.autoscale.minInstances,
+      maxInstances: config.autoscale.maxInstances,
+      requireGpu: config.model.requireGpu,
+      invocationTimeoutMs: (overrides.invocationTimeoutS ?? config.server.invocationTimeoutS) * 1000,
+      batching: config.batching,
+    },
+    memoryBudgetBytes: memoryBudgetMb === undefined ? undefined : Math.floor(memoryBudgetMb * MIB),
+    evictToFit: !config.model.multiModel,
+  };
+}
