@@ -37,6 +37,8 @@ COPY --from=build /src/dist/src dist/src
 COPY models models
 
 LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
+# SageMaker may host it as a multi-model endpoint; it then sets SAGEMAKER_MULTI_MODEL=true.
+LABEL com.amazonaws.sagemaker.capabilities.multi-models=true
 ENV NODE_ENV=production
 EXPOSE 8080
 # SageMaker runs the image as root with the single argument `serve`; node is PID 1 and handles

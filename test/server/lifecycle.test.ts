@@ -22,6 +22,7 @@ async function dockerEntrypoint(): Promise<string[]> {
   assert.ok(match, 'the Dockerfile has an exec-form ENTRYPOINT');
   assert.match(dockerfile, /^WORKDIR \/opt\/inferd$/m);
   assert.match(dockerfile, /^LABEL com\.amazonaws\.sagemaker\.capabilities\.accept-bind-to-port=true$/m);
+  assert.match(dockerfile, /^LABEL com\.amazonaws\.sagemaker\.capabilities\.multi-models=true$/m);
   const argv = JSON.parse(match[1]!) as string[];
   assert.equal(argv[0], 'node');
   return argv.slice(1);
@@ -41,6 +42,23 @@ describe('the container entrypoint', () => {
       const params = (await (await fetch(`${child.url}/execution-parameters`)).json()) as Record<string, unknown>;
       assert.deepEqual(Object.keys(params).sort(), ['BatchStrategy', 'MaxConcurrentTransforms', 'MaxPayloadInMB']);
       assert.equal(params.MaxPayloadInMB, 6);
+    } finally {
+      child.process.kill('SIGTERM');
+    }
+    assert.deepEqual(await child.exited, { code: 0, signal: null });
+  });
+
+  it('`serve` as a multi-model endpoint: healthy with no model, loads, invokes and unloads as SageMaker drives it, exits 0', async () => {
+    const port = await freePort();
+    const child = await spawnServer([...(await dockerEntrypoint()), 'serve'], { SAGEMAKER_BIND_TO_PORT: String(port), SAGEMAKER_MULTI_MODEL: 'true' }, port);
+    try {
+      await waitUntilReady(child);
+      const load = await fetch(`${child.url}/models`, { method: 'POST', body: JSON.stringify({ model_name: 'h1', url: MODELS.forest }) });
+      assert.equal(load.status, 200, await load.text());
+      const res = await invoke(child.url, `${ROW.join(',')}\n`, { 'content-type': 'text/csv', 'x-amzn-sagemaker-target-model': 'churn.tar.gz' }, '/models/h1/invoke');
+      assert.equal(res.status, 200, res.text);
+      assert.equal((await fetch(`${child.url}/models/h1`, { method: 'DELETE' })).status, 200);
+      assert.equal((await fetch(`${child.url}/ping`)).status, 200, 'healthy again with no model');
     } finally {
       child.process.kill('SIGTERM');
     }
