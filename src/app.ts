@@ -300,7 +300,7 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
   void http.register(healthRoutes({ readiness, lifecycle, cluster, executionParameters: () => executionParameters(config, dataPlane, runtime) }));
   void http.register(modelRoutes(runtime, { multiModel: config.model.multiModel }));
   void http.register(invocationRoutes({ dataPlane, runtime, config, metrics, load, capture }));
-  void http.register(oipRoutes({ dataPlane, runtime, bodies, readiness, lifecycle }));
+  void http.register(oipRoutes({ dataPlane, runtime, readiness, lifecycle, metrics }));
   void http.register(metricsRoutes(metrics, cluster));
   if (asyncInference) void http.register(asyncInvocationRoutes(asyncInference, bodies));
 

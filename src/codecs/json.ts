@@ -2,14 +2,15 @@
  * application/json. Requests: `{"instances": [...]}` (rows), `{"inputs": {name: tensor}}`
  * (columns), Open Inference Protocol v2 `{"inputs": [{name, shape, datatype, data}]}`, or a bare
  * array for a single-input model. Responses: `{"predictions": [...]}`, or the v2 `outputs` form
- * when the request was v2.
+ * when the request was v2. The v2 front door (`/v2/models/{name}/infer`) reads its whole request
+ * here too: `id` and the requested `outputs` beside the tensors (parseV2Request).
  */
-import { invalidInput, malformedBody } from '../errors.js';
+import { InferdError, invalidInput, malformedBody } from '../errors.js';
 import type { DecodedRequest, RequestDecoder, ResponseEncoder } from './codec.js';
 import { isJsonObject, tensorsFromRecords } from './records.js';
 import { jsonFlat, jsonRecord, outputColumns, signatureOutputs } from './rows.js';
 import { checkInputs, inputSpec, tensorFromNested } from './signature-check.js';
-import { elementCount, type DType, type ModelSignature, type NamedTensors, type Tensor } from './tensor.js';
+import { elementCount, type DType, type ModelSignature, type NamedTensors, type Tensor, type TensorSpec } from './tensor.js';
 import { checkSameKind } from './values.js';
 
 const V2_DATATYPES: Record<string, DType> = {
@@ -24,6 +25,11 @@ const V2_DATATYPES: Record<string, DType> = {
   BOOL: 'bool',
 };
 const V2_NAMES = Object.fromEntries(Object.entries(V2_DATATYPES).map(([v2, dtype]) => [dtype, v2])) as Record<DType, string>;
+
+/** The Open Inference Protocol's name of a dtype: `float32` is `FP32`, `bool` is `BOOL`. */
+export function v2Datatype(dtype: DType): string {
+  return V2_NAMES[dtype];
+}
 
 const ENVELOPES = 'expected {"instances": [...]}, {"inputs": ...} or a JSON array';
 
@@ -130,17 +136,87 @@ function predictionsJson(outputs: NamedTensors, signature: ModelSignature): stri
   return `${text}]}`;
 }
 
-function v2Json(outputs: NamedTensors, signature: ModelSignature, modelName: string): string {
-  const tensors = signatureOutputs(outputs, signature).map(
+export interface V2ResponseOptions {
+  readonly modelName: string;
+  /** The request's `id`, echoed. */
+  readonly id?: string | undefined;
+  /** Only these outputs, in this order (the request's `outputs`); every output when absent. */
+  readonly outputNames?: readonly string[] | undefined;
+}
+
+/** The v2 response document: `{"model_name", "id"?, "outputs": [{name, datatype, shape, data}]}`. */
+export function v2Response(outputs: NamedTensors, signature: ModelSignature, { modelName, id, outputNames }: V2ResponseOptions): Buffer {
+  const wanted = outputNames === undefined ? signature : { inputs: signature.inputs, outputs: outputNames.map((name) => outputSpec(signature, name)) };
+  const tensors = signatureOutputs(outputs, wanted).map(
     ({ spec, tensor }) =>
       `{"name":${JSON.stringify(spec.name)},"datatype":"${V2_NAMES[tensor.dtype]}","shape":[${tensor.dims.join(',')}],"data":${jsonFlat(tensor)}}`,
   );
-  return `{"model_name":${JSON.stringify(modelName)},"outputs":[${tensors.join(',')}]}`;
+  const idField = id === undefined ? '' : `"id":${JSON.stringify(id)},`;
+  return Buffer.from(`{"model_name":${JSON.stringify(modelName)},${idField}"outputs":[${tensors.join(',')}]}`, 'utf8');
+}
+
+function outputSpec(signature: ModelSignature, name: string): TensorSpec {
+  const spec = signature.outputs.find((s) => s.name === name);
+  if (!spec) throw invalidInput(`unknown output '${name}'; the model's outputs are ${signature.outputs.map((s) => `'${s.name}'`).join(', ')}`);
+  return spec;
 }
 
 export const jsonEncoder: ResponseEncoder = {
   mediaType: 'application/json',
   encode(outputs, signature, { style, modelName }) {
-    return Buffer.from(style === 'v2' ? v2Json(outputs, signature, modelName) : predictionsJson(outputs, signature), 'utf8');
+    return style === 'v2' ? v2Response(outputs, signature, { modelName }) : Buffer.from(predictionsJson(outputs, signature), 'utf8');
   },
 };
+
+/**
+ * An Open Inference Protocol v2 inference request, parsed once: its tensors are decoded when the
+ * model is known, by the decoder; the encoder answers in v2 with the request's `id` and only
+ * the outputs it asked for. `parameters` (the request's, each input's, each output's) are
+ * ignored: no extension inferd serves reads them.
+ */
+export interface V2Request {
+  readonly id: string | undefined;
+  readonly outputNames: readonly string[] | undefined;
+  /** Decodes the inputs, and checks that every requested output is the model's: before inference. */
+  readonly decoder: RequestDecoder;
+  readonly encoder: ResponseEncoder;
+}
+
+const V2_BODY = 'expected the Open Inference Protocol body {"inputs": [{"name", "shape", "datatype", "data"}, ...]}';
+
+export function parseV2Request(body: Buffer): V2Request {
+  if (body.length === 0) throw new InferdError('INFERD_ERR_BODY_EMPTY', `the request has no body; ${V2_BODY}`);
+  const parsed = parseJson(body.toString('utf8'), 'the body');
+  if (!isJsonObject(parsed) || !isV2Inputs(parsed.inputs)) throw malformedBody(V2_BODY);
+  const { id, outputs } = parsed;
+  if (id !== undefined && typeof id !== 'string') throw malformedBody('"id" must be a string');
+  const outputNames = outputs === undefined ? undefined : requestedOutputs(outputs);
+  return {
+    id,
+    outputNames,
+    decoder: {
+      mediaType: 'application/json',
+      decode(_body, signature) {
+        for (const name of outputNames ?? []) outputSpec(signature, name);
+        return decodeJsonValue(parsed, signature);
+      },
+    },
+    encoder: {
+      mediaType: 'application/json',
+      encode: (tensors, signature, { modelName }) => v2Response(tensors, signature, { modelName, id, outputNames }),
+    },
+  };
+}
+
+/** The names of the requested outputs; none named (`[]`) means all, as in Triton. */
+function requestedOutputs(outputs: unknown): string[] | undefined {
+  if (!Array.isArray(outputs)) throw malformedBody('"outputs" must be an array of {"name": ...}');
+  if (outputs.length === 0) return undefined;
+  const names = outputs.map((output, i) => {
+    if (!isJsonObject(output) || typeof output.name !== 'string') throw malformedBody(`outputs[${i}] must be an object with a string "name"`);
+    return output.name;
+  });
+  const twice = names.find((name, i) => names.indexOf(name) !== i);
+  if (twice !== undefined) throw invalidInput(`output '${twice}' is requested twice`);
+  return names;
+}

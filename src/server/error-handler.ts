@@ -2,8 +2,9 @@
  * The one place errors become responses: `{ code, message }`, the status that code maps to, a
  * `Retry-After` on transient 503s, and never a stack trace. Fastify's own errors are translated
  * to inferd codes so a client sees one vocabulary; on the runtime-API routes the same errors
- * answer in that API's terms (runtime-api.ts). Every error answer waits until the rest of
- * the request body has been read (up to a cap), so a client still writing it hears the answer.
+ * answer in that API's terms (runtime-api.ts), and on the Open Inference Protocol's paths as
+ * `{"error": message}`. Every error answer waits until the rest of the request body has been read
+ * (up to a cap), so a client still writing it hears the answer.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InferdError, type ErrorCode } from '../errors.js';
@@ -39,11 +40,26 @@ export function sendError(reply: FastifyReply, error: InferdError): FastifyReply
 }
 
 /**
+ * The Open Inference Protocol's paths (`/v2`, `/v2/...`, routes/oip.ts), unknown ones included:
+ * their errors answer in that protocol's shape, `{"error": message}`, with the same status.
+ */
+export function isOipRequest(request: FastifyRequest): boolean {
+  const { url } = request;
+  return url.startsWith('/v2') && (url.length === 3 || url[3] === '/' || url[3] === '?');
+}
+
+export function sendOipError(reply: FastifyReply, error: InferdError): FastifyReply {
+  if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds));
+  return reply.code(error.statusCode).type('application/json').send(Buffer.from(JSON.stringify({ error: error.message })));
+}
+
+/**
  * Reads what is left of the request body, then answers with the error; a body left unread (never
  * asked for, or past the discard cap) would be read as the next request, so the connection closes.
  */
 export async function answerError(bodies: RequestBodies, request: FastifyRequest, reply: FastifyReply, error: InferdError): Promise<FastifyReply> {
   if (!(await bodies.discardRest(request.raw))) reply.header('connection', 'close');
+  if (isOipRequest(request)) return sendOipError(reply, error);
   const runtimeApi = runtimeApiRouteOf(request);
   return runtimeApi === undefined ? sendError(reply, error) : sendRuntimeApiError(reply, error, runtimeApi);
 }

@@ -35,7 +35,7 @@ function shapeHeaderOf(request: FastifyRequest): string | undefined {
 }
 
 /** Tells whether the client went away before its response was written. */
-function clientGone(reply: FastifyReply): () => boolean {
+export function clientGone(reply: FastifyReply): () => boolean {
   let gone = false;
   reply.raw.once('close', () => {
     gone = !reply.raw.writableFinished;
