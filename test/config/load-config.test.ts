@@ -133,6 +133,12 @@ describe('loadConfig', () => {
     ['INFERD_AUTOSCALE_SCALE_IN_AFTER_S', '0', (c) => c.autoscale.scaleInAfterS, 0],
     ['INFERD_AUTOSCALE_SCALE_IN_COOLDOWN_S', '120', (c) => c.autoscale.scaleInCooldownS, 120],
     ['INFERD_AUTOSCALE_TARGET_CONCURRENCY', '8', (c) => c.autoscale.targetConcurrency, 8],
+    ['SAGEMAKER_MULTI_MODEL', 'true', (c) => c.model.multiModel, true],
+    ['INFERD_MODEL_REPOSITORY', 's3://models/prod', (c) => c.model.repository, 's3://models/prod'],
+    ['INFERD_MODEL_CACHE_DIR', '/var/cache/inferd', (c) => c.model.cacheDir, '/var/cache/inferd'],
+    ['INFERD_MODEL_MAX_UNPACKED_MB', '512', (c) => c.model.maxUnpackedMb, 512],
+    ['INFERD_MODEL_MEMORY_BUDGET_MB', '2048', (c) => c.model.memoryBudgetMb, 2048],
+    ['INFERD_MODEL_LOAD_WAIT_S', '5', (c) => c.model.loadWaitS, 5],
   ];
   for (const [name, value, read, expected] of envCases) {
     it(`${name}=${value}`, () => assert.equal(read(loadConfig({ env: { [name]: value } })), expected));
@@ -162,6 +168,19 @@ describe('loadConfig', () => {
     assert.equal(capture.kmsKeyId, 'alias/capture');
     assert.match(problemsOf(() => loadConfig({ env: { INFERD_DATA_CAPTURE_CONFIG: '{"DestinationS3Uri": "s3://b"}' } })).join(), /INFERD_DATA_CAPTURE_CONFIG\.InitialSamplingPercentage/);
     assert.match(problemsOf(() => loadConfig({ env: { INFERD_CAPTURE_ENABLED: 'true' } })).join(), /capture\.destination: is required/);
+  });
+
+  it('serves no model by default with many models; preloads need a repository; a repository is not for SageMaker MME', () => {
+    assert.equal(loadConfig({ env: { SAGEMAKER_MULTI_MODEL: 'true' } }).model.dir, undefined);
+    assert.equal(loadConfig({ env: { INFERD_MODEL_REPOSITORY: '/srv/models' } }).model.dir, undefined);
+    assert.equal(loadConfig({ env: { INFERD_MODEL_REPOSITORY: '/srv/models', INFERD_MODEL_DIR: '/m' } }).model.dir, '/m', 'a named model is served beside the repository');
+    assert.deepEqual(loadConfig({ env: { INFERD_MODEL_REPOSITORY: '/srv/models', INFERD_PRELOAD_MODELS: 'a.tar.gz, b' } }).model.preload, ['a.tar.gz', 'b']);
+    assert.match(problemsOf(() => loadConfig({ env: { INFERD_PRELOAD_MODELS: 'a' } })).join(), /INFERD_PRELOAD_MODELS: needs a model repository/);
+    assert.match(
+      problemsOf(() => loadConfig({ env: { SAGEMAKER_MULTI_MODEL: 'true', INFERD_MODEL_REPOSITORY: '/srv/models' } })).join(),
+      /INFERD_MODEL_REPOSITORY: is for on-prem serving/,
+    );
+    assert.match(problemsOf(() => loadConfig({ env: { INFERD_MODEL_REPOSITORY: 'models' } })).join(), /INFERD_MODEL_REPOSITORY/);
   });
 
   it('takes async input prefixes and notification topics as lists; a Redis queue needs a shared input path', () => {
