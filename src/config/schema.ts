@@ -319,6 +319,10 @@ export const ConfigSchema = z
     if (config.model.multiModel && config.model.repository !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['model', 'repository'], message: 'is for on-prem serving; under SAGEMAKER_MULTI_MODEL, SageMaker loads the models' });
     }
+    if (config.model.multiModel && config.server.processes > 1) {
+      // SageMaker loads a model with one request, which reaches one process: the others would answer 404.
+      ctx.addIssue({ code: 'custom', path: ['server', 'processes'], message: 'must be 1 under SAGEMAKER_MULTI_MODEL: each load reaches one process' });
+    }
     if (config.model.preload.length > 0 && config.model.repository === undefined) {
       ctx.addIssue({ code: 'custom', path: ['model', 'preload'], message: 'needs a model repository (INFERD_MODEL_REPOSITORY)' });
     }

@@ -181,6 +181,7 @@ describe('loadConfig', () => {
       /INFERD_MODEL_REPOSITORY: is for on-prem serving/,
     );
     assert.match(problemsOf(() => loadConfig({ env: { INFERD_MODEL_REPOSITORY: 'models' } })).join(), /INFERD_MODEL_REPOSITORY/);
+    assert.match(problemsOf(() => loadConfig({ env: { SAGEMAKER_MULTI_MODEL: 'true', INFERD_PROCESSES: '2' } })).join(), /INFERD_PROCESSES: must be 1 under SAGEMAKER_MULTI_MODEL/);
   });
 
   it('takes async input prefixes and notification topics as lists; a Redis queue needs a shared input path', () => {
