@@ -23,6 +23,11 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+export interface ChildServerOptions {
+  /** Every chunk of the child's stdout, from its first byte (the tail kept for errors is not enough). */
+  readonly onStdout?: (chunk: Buffer) => void;
+}
+
 export class ChildServer {
   readonly #child: ChildProcess;
   readonly #exited: Promise<void>;
@@ -33,11 +38,13 @@ export class ChildServer {
     args: readonly string[],
     env: Readonly<Record<string, string>>,
     readonly url: string,
+    options: ChildServerOptions,
   ) {
     this.#child = spawn(process.execPath, args, { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const keepTail = (chunk: Buffer) => (this.#output = (this.#output + chunk.toString()).slice(-OUTPUT_TAIL_CHARS));
     this.#child.stdout!.on('data', keepTail);
     this.#child.stderr!.on('data', keepTail);
+    if (options.onStdout) this.#child.stdout!.on('data', options.onStdout);
     this.#exited = new Promise((resolve) =>
       this.#child.once('exit', () => {
         this.#hasExited = true;
@@ -47,8 +54,14 @@ export class ChildServer {
   }
 
   /** Spawns `node ARGS` and resolves once GET /ping answers 200; a StartFailure otherwise. */
-  static async start(args: readonly string[], env: Readonly<Record<string, string>>, port: number, readyTimeoutMs = 120_000): Promise<ChildServer> {
-    const server = new ChildServer(args, env, `http://127.0.0.1:${port}`);
+  static async start(
+    args: readonly string[],
+    env: Readonly<Record<string, string>>,
+    port: number,
+    readyTimeoutMs = 120_000,
+    options: ChildServerOptions = {},
+  ): Promise<ChildServer> {
+    const server = new ChildServer(args, env, `http://127.0.0.1:${port}`, options);
     const deadline = Date.now() + readyTimeoutMs;
     while (!server.#hasExited && Date.now() < deadline) {
       const status = await fetch(`${server.url}/ping`).then((response) => response.status, () => 0);

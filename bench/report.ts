@@ -107,11 +107,10 @@ function shellQuote(value: string): string {
   return /^[\w.,:/=@+-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`;
 }
 
-/** The command line that reproduces this run: its BENCH_* variables, then the entry point. */
-export function reproducingCommand(benchEnv: Readonly<Record<string, string>>): string {
+/** The command line that reproduces this run: its BENCH_* variables, then the entry point (`npm run bench` by default). */
+export function reproducingCommand(benchEnv: Readonly<Record<string, string>>, entry?: string): string {
   const assignments = Object.entries(benchEnv).map(([name, value]) => `${name}=${shellQuote(value)}`);
-  const entry = process.env.npm_lifecycle_event === 'bench' ? 'npm run bench' : 'node dist/bench/run.js';
-  return [...assignments, entry].join(' ');
+  return [...assignments, entry ?? (process.env.npm_lifecycle_event === 'bench' ? 'npm run bench' : 'node dist/bench/run.js')].join(' ');
 }
 
 const DASH = '–';

@@ -1,4 +1,5 @@
 /** The few settings the runtime needs, taken once from the validated configuration. */
+import { availableParallelism } from 'node:os';
 import type { RuntimeSettings } from '../runtime/runtime.js';
 import type { Config } from './schema.js';
 
@@ -18,5 +19,8 @@ export function runtimeSettings(config: Config, overrides: { readonly invocation
     },
     memoryBudgetBytes: memoryBudgetMb === undefined ? undefined : Math.floor(memoryBudgetMb * MIB),
     evictToFit: !config.model.multiModel,
+    roomWaitMs: config.model.loadWaitS * 1000,
+    // As SageMaker's multi-model endpoints: load concurrency follows the cores.
+    maxConcurrentLoads: Math.max(1, Math.floor(availableParallelism() / 2)),
   };
 }

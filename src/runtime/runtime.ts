@@ -49,10 +49,18 @@ export interface RuntimeSettings {
   /** Bound on the sum of the loaded models' footprints; unset: no bound. */
   readonly memoryBudgetBytes: number | undefined;
   /**
-   * On-prem, least recently used idle models are evicted to make room. Under SageMaker MME the
-   * platform evicts: a model that does not fit is refused (507), and SageMaker unloads and retries.
+   * On-prem, least recently used idle models are evicted to make room, and a load waits up to
+   * `roomWaitMs` for models in use to become idle. Under SageMaker MME the platform evicts: a
+   * model that does not fit is refused at once (507), and SageMaker unloads and retries.
    */
   readonly evictToFit: boolean;
+  readonly roomWaitMs: number;
+  /**
+   * Models loading at once; the others wait their turn, reserving nothing. Loads are CPU-bound
+   * (graph optimisation, warm-up): more at once only share the cores, and each would hold room
+   * in the budget that models in use could have.
+   */
+  readonly maxConcurrentLoads: number;
 }
 
 export interface RuntimeLogger extends ModelLogger {
@@ -74,6 +82,8 @@ interface Entry {
   footprintSource: FootprintSource | undefined;
   loadMs: number | undefined;
   lastUsedMs: number;
+  /** Work that holds the model beyond its queue (an async job reading its input): never evicted meanwhile. */
+  holds: number;
   detach: Array<() => void | Promise<void>>;
 }
 
@@ -89,6 +99,11 @@ export class Runtime {
   readonly #knownFootprints = new Map<string, number>();
   #closing = false;
   #closed: Promise<void> | undefined;
+  /** Loads waiting for a load slot, in order. */
+  readonly #loadQueue: Array<() => void> = [];
+  #loadsRunning = 0;
+  /** Loads waiting for room under the budget: woken when a model loads, unloads or finishes a batch. */
+  #roomWaiters = new Set<() => void>();
 
   /** `workerFile` is for tests, which need workers whose tasks end when they say so. */
   constructor(settings: RuntimeSettings, log: RuntimeLogger, workerFile?: string) {
@@ -150,6 +165,7 @@ export class Runtime {
       footprintSource: undefined,
       loadMs: undefined,
       lastUsedMs: performance.now(),
+      holds: 0,
       detach: [],
     };
     this.#entries.set(name, entry);
@@ -163,30 +179,17 @@ export class Runtime {
 
   async #loadInto(entry: Entry, source: () => Promise<ModelSource>): Promise<ServedModel> {
     const startedMs = performance.now();
+    // Downloading and unpacking take no slot: only what competes for the cores and the budget does.
     const { dir, url } = await source();
     entry.url = url;
     const location = await locateModel(dir);
-    const declared = location.config.memoryMb === undefined ? undefined : location.config.memoryMb * MIB;
-    const artifact = await artifactBytes(location);
-    entry.reservedBytes = declared ?? this.#knownFootprints.get(location.onnxPath) ?? artifact;
-    await this.#makeRoom(entry, entry.reservedBytes);
-
-    const rssBefore = process.memoryUsage.rss();
-    const served = await ServedModel.start(entry.name, location, this.#settings.defaults, this.#log, this.#workerFile);
-    const growth = process.memoryUsage.rss() - rssBefore;
-    // Resident memory growth over the load sees the sessions' weights and arenas; another load
-    // at the same time adds to it, which errs on the side of evicting sooner. It cannot see GPU
-    // memory, hence `memoryMb` in inferd.json.
-    entry.footprintSource = declared !== undefined ? 'declared' : growth > artifact ? 'measured' : 'artifact';
-    entry.footprintBytes = declared ?? Math.max(growth, artifact);
-    entry.reservedBytes = 0;
-    this.#knownFootprints.set(location.onnxPath, entry.footprintBytes);
+    const releaseSlot = await this.#loadSlot();
+    let served: ServedModel;
     try {
-      await this.#makeRoom(entry, entry.footprintBytes);
-      if (this.#closing) throw new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down');
-    } catch (error) {
-      await served.close();
-      throw error;
+      served = await this.#startWithinBudget(entry, location);
+    } finally {
+      releaseSlot();
+      this.#wakeRoomWaiters();
     }
     entry.loadMs = performance.now() - startedMs;
     for (const hooks of this.#hooks) {
@@ -217,13 +220,82 @@ export class Runtime {
     return served;
   }
 
+  /** Makes room for the model, loads it, and checks its measured footprint fits too. */
+  async #startWithinBudget(entry: Entry, location: ModelLocation): Promise<ServedModel> {
+    const declared = location.config.memoryMb === undefined ? undefined : location.config.memoryMb * MIB;
+    const artifact = await artifactBytes(location);
+    entry.reservedBytes = declared ?? this.#knownFootprints.get(location.onnxPath) ?? artifact;
+    await this.#makeRoom(entry, entry.reservedBytes);
+
+    const rssBefore = process.memoryUsage.rss();
+    const served = await ServedModel.start(entry.name, location, this.#settings.defaults, this.#log, this.#workerFile);
+    const growth = process.memoryUsage.rss() - rssBefore;
+    // Resident memory growth over the load sees the sessions' weights and arenas; another load
+    // at the same time adds to it, which errs on the side of evicting sooner. It cannot see GPU
+    // memory, hence `memoryMb` in inferd.json.
+    entry.footprintSource = declared !== undefined ? 'declared' : growth > artifact ? 'measured' : 'artifact';
+    entry.footprintBytes = declared ?? Math.max(growth, artifact);
+    entry.reservedBytes = 0;
+    this.#knownFootprints.set(location.onnxPath, entry.footprintBytes);
+    // A batch finishing may leave the model idle: a load waiting for room looks again.
+    served.observe({ completed: () => this.#wakeRoomWaiters() });
+    try {
+      await this.#makeRoom(entry, entry.footprintBytes);
+      if (this.#closing) throw new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down');
+    } catch (error) {
+      await served.close();
+      throw error;
+    }
+    return served;
+  }
+
+  /** Waits for one of the `maxConcurrentLoads` slots; the function returned gives it back. */
+  async #loadSlot(): Promise<() => void> {
+    if (this.#loadsRunning >= this.#settings.maxConcurrentLoads) {
+      await new Promise<void>((resolve) => this.#loadQueue.push(resolve));
+    } else {
+      this.#loadsRunning += 1;
+    }
+    return () => {
+      const next = this.#loadQueue.shift();
+      // The slot passes straight to the next load in line, or is freed.
+      if (next) next();
+      else this.#loadsRunning -= 1;
+    };
+  }
+
   /**
    * Makes room for `neededBytes` more beside every other model (loading ones count what they
-   * reserved, unloading ones what they hold until their workers stop), or refuses with 507.
+   * reserved, unloading ones what they hold until their workers stop). On-prem it evicts the
+   * least recently used idle models, waiting up to `roomWaitMs` for models in use to become
+   * idle; then, and at once under SageMaker MME, it refuses with 507.
    */
   async #makeRoom(entry: Entry, neededBytes: number): Promise<void> {
     const budgetBytes = this.#settings.memoryBudgetBytes;
     if (budgetBytes === undefined) return;
+    const { evictToFit, roomWaitMs } = this.#settings;
+    const deadlineMs = performance.now() + roomWaitMs;
+    for (;;) {
+      const residents = this.#residents(entry);
+      const evictions = evictionsToFit(residents, neededBytes, budgetBytes);
+      if (evictions !== undefined) {
+        for (const name of evictions) this.#log.info({ model: name, for: entry.name }, `evicting model ${name} to make room for ${entry.name}`);
+        await Promise.all(evictions.map((name) => this.unload(name, 'evicted').catch(() => {})));
+        return;
+      }
+      const waitMs = deadlineMs - performance.now();
+      if (!evictToFit || neededBytes > budgetBytes || waitMs <= 0 || this.#closing) {
+        const usedMib = residents.reduce((sum, r) => sum + r.footprintBytes, 0) / MIB;
+        throw new InferdError(
+          'INFERD_ERR_INSUFFICIENT_MEMORY',
+          `model ${entry.name} needs ${(neededBytes / MIB).toFixed(1)} MiB; ${usedMib.toFixed(1)} of the ${(budgetBytes / MIB).toFixed(1)} MiB budget are held${evictToFit ? ' by models in use' : ''}`,
+        );
+      }
+      await this.#roomChanged(waitMs);
+    }
+  }
+
+  #residents(entry: Entry): Resident[] {
     const residents: Resident[] = [];
     for (const other of this.#entries.values()) {
       if (other === entry) continue;
@@ -231,19 +303,32 @@ export class Runtime {
         name: other.name,
         footprintBytes: other.footprintBytes ?? other.reservedBytes,
         lastUsedMs: other.lastUsedMs,
-        evictable: this.#settings.evictToFit && !other.pinned && other.state === 'ready' && other.served!.idle,
+        evictable: this.#settings.evictToFit && !other.pinned && other.state === 'ready' && other.holds === 0 && other.served!.idle,
       });
     }
-    const evictions = evictionsToFit(residents, neededBytes, budgetBytes);
-    if (evictions === undefined) {
-      const usedMib = residents.reduce((sum, r) => sum + r.footprintBytes, 0) / MIB;
-      throw new InferdError(
-        'INFERD_ERR_INSUFFICIENT_MEMORY',
-        `model ${entry.name} needs ${(neededBytes / MIB).toFixed(1)} MiB; ${usedMib.toFixed(1)} of the ${(budgetBytes / MIB).toFixed(1)} MiB budget are held${this.#settings.evictToFit ? ' by models in use' : ''}`,
-      );
-    }
-    for (const name of evictions) this.#log.info({ model: name, for: entry.name }, `evicting model ${name} to make room for ${entry.name}`);
-    await Promise.all(evictions.map((name) => this.unload(name, 'evicted').catch(() => {})));
+    return residents;
+  }
+
+  /** Resolves when a model loads, unloads or finishes a batch, or after `waitMs`. */
+  #roomChanged(waitMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(wake, waitMs);
+      const waiters = this.#roomWaiters;
+      function wake() {
+        clearTimeout(timer);
+        waiters.delete(wake);
+        resolve();
+      }
+      waiters.add(wake);
+    });
+  }
+
+  #wakeRoomWaiters(): void {
+    if (this.#roomWaiters.size === 0) return;
+    // After the batcher's own bookkeeping of the batch that just finished.
+    setImmediate(() => {
+      for (const wake of [...this.#roomWaiters]) wake();
+    });
   }
 
   /**
@@ -273,6 +358,7 @@ export class Runtime {
     }
     this.#log.info({ model: entry.name, reason }, `model ${entry.name} unloaded (${reason})`);
     for (const hooks of this.#hooks) hooks.unloaded?.(entry.name, reason);
+    this.#wakeRoomWaiters();
   }
 
   get(name: string): ModelView | undefined {
@@ -290,6 +376,22 @@ export class Runtime {
     for (const entry of this.#entries.values()) {
       if (entry.state === 'ready') yield { name: entry.name, stats: entry.served!.stats(), footprintBytes: entry.footprintBytes ?? 0 };
     }
+  }
+
+  /**
+   * Keeps the model `name` from eviction until the function returned is called: for work that
+   * holds a model between its requests (an async job reading its input, then running it).
+   */
+  hold(name: string): () => void {
+    const entry = this.#ready(name);
+    entry.holds += 1;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      entry.holds -= 1;
+      this.#wakeRoomWaiters();
+    };
   }
 
   /** The model `name` if it is ready to take requests; the one place that says why not. */

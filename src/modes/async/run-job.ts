@@ -9,7 +9,7 @@
 import { isLineType } from '../../codecs/batch-records.js';
 import { InferdError, type ErrorCode } from '../../errors.js';
 import type { DataPlane } from '../../data-plane.js';
-import type { Runtime } from '../../runtime/runtime.js';
+import type { ModelInfo, Runtime } from '../../runtime/runtime.js';
 import { requestDecoder, responseEncoder } from '../../codecs/negotiation.js';
 import { StorageError, type ObjectStore } from '../../storage/object-store.js';
 import { invokeWhole } from '../invocation.js';
@@ -96,6 +96,16 @@ async function download<T>(job: AsyncJob, operation: () => Promise<T>): Promise<
 
 export async function runJob(job: AsyncJob, deps: RunDeps): Promise<JobResult> {
   const model = await deps.dataPlane.resolve(job.targetModel);
+  // Reading the input may take a while: the model must not be evicted before it runs.
+  const release = deps.runtime.hold(model.name);
+  try {
+    return await runOn(model, job, deps);
+  } finally {
+    release();
+  }
+}
+
+async function runOn(model: ModelInfo, job: AsyncJob, deps: RunDeps): Promise<JobResult> {
   const decoder = requestDecoder(job.contentType);
   const encoder = responseEncoder(job.accept, deps.defaultAccept);
   encoder.assertCanEncode?.(model.signature);
