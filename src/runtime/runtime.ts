@@ -366,6 +366,13 @@ export class Runtime {
     return entry && viewOf(entry);
   }
 
+  /** The model `name` in whatever state it is; 404 when there is none. */
+  describe(name: string): ModelView {
+    const entry = this.#entries.get(name);
+    if (!entry) throw notLoaded(name);
+    return viewOf(entry);
+  }
+
   /** Every model, loading and unloading ones too, by name. */
   list(): ModelView[] {
     return [...this.#entries.values()].map(viewOf).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -394,16 +401,19 @@ export class Runtime {
     };
   }
 
-  /** The model `name` if it is ready to take requests; the one place that says why not. */
-  model(name: string): ModelInfo {
-    return this.#ready(name).served!.info;
+  /**
+   * The model `name` if it is ready to take requests; the one place that says why not. A use
+   * makes it the most recently used; a probe (`{ use: false }`, a readiness check) does not.
+   */
+  model(name: string, { use = true }: { readonly use?: boolean } = {}): ModelInfo {
+    return this.#ready(name, use).served!.info;
   }
 
-  #ready(name: string): Entry {
+  #ready(name: string, use = true): Entry {
     if (this.#closing) throw new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down');
     const entry = this.#entries.get(name);
     if (entry?.state === 'ready') {
-      entry.lastUsedMs = performance.now();
+      if (use) entry.lastUsedMs = performance.now();
       return entry;
     }
     if (entry?.state === 'loading') throw new InferdError('INFERD_ERR_NOT_READY', `model ${name} is still loading`);

@@ -95,9 +95,7 @@ export function modelRoutes(runtime: Runtime, { multiModel }: ModelRoutesSetting
 
     app.get('/models/:name', async (request) => {
       const { name } = request.params as { name: string };
-      const view = runtime.get(name);
-      if (!view) throw new InferdError('INFERD_ERR_MODEL_NOT_LOADED', `model ${name} is not loaded`);
-      return describe(view, runtime);
+      return describe(runtime.describe(name), runtime);
     });
 
     if (!multiModel) return;

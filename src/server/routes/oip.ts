@@ -100,9 +100,7 @@ export function oipRoutes({ dataPlane, runtime, readiness, lifecycle, metrics }:
     const modelReady = async (request: FastifyRequest, reply: FastifyReply) => {
       const name = modelNameOf(request);
       if (lifecycle.closing) throw shuttingDown();
-      const state = runtime.get(name)?.state;
-      if (state === 'loading') throw new InferdError('INFERD_ERR_NOT_READY', `model ${name} is still loading`);
-      if (state !== 'ready') throw new InferdError('INFERD_ERR_MODEL_NOT_LOADED', `model ${name} is not loaded`);
+      runtime.model(name, { use: false });
       return json(reply, { name, ready: true });
     };
     app.get('/v2/models/:name/ready', modelReady);
