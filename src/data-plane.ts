@@ -62,7 +62,9 @@ export class DataPlane {
       throw new InferdError('INFERD_ERR_BAD_REQUEST', 'X-Amzn-SageMaker-Target-Model names a model of a repository, and none is configured (INFERD_MODEL_REPOSITORY)');
     }
     const name = targetModelPath(target);
-    if (this.#runtime.get(name)?.state === 'ready') {
+    const loaded = this.#runtime.get(name);
+    if (loaded?.pinned === true) throw shadowed(name);
+    if (loaded?.state === 'ready') {
       this.#cache?.hit(name);
       return this.#runtime.model(name);
     }
@@ -86,6 +88,7 @@ export class DataPlane {
 
   #load(name: string): Promise<ModelInfo> {
     const repository = this.#repository!;
+    if (this.#runtime.get(name)?.pinned === true) return Promise.reject(shadowed(name));
     return this.#runtime.loadOnce(name, () => repository.fetch(name));
   }
 
@@ -105,3 +108,11 @@ export class DataPlane {
     }
   }
 }
+
+/**
+ * A TargetModel is a path in the repository; the `--model-dir` model is registered under its own
+ * name. When the two are equal, the repository's model cannot be loaded beside it, and answering
+ * with the default model would answer with a model the client did not name.
+ */
+const shadowed = (name: string) =>
+  new InferdError('INFERD_ERR_MODEL_ALREADY_LOADED', `TargetModel ${name} is the name of the --model-dir model; the repository's ${name} cannot be loaded beside it`);

@@ -30,6 +30,8 @@ export interface ModelView {
   readonly name: string;
   readonly url: string;
   readonly state: ModelState;
+  /** Loaded by name (`--model-dir`, SageMaker's `POST /models`), not from a repository: never evicted. */
+  readonly pinned: boolean;
   /** Once loaded. */
   readonly info: ModelInfo | undefined;
   readonly footprintBytes: number | undefined;
@@ -84,6 +86,8 @@ interface Entry {
   lastUsedMs: number;
   /** Work that holds the model beyond its queue (an async job reading its input): never evicted meanwhile. */
   holds: number;
+  /** Its workers are starting: a shutdown waits for them, to stop them (a load still fetching is abandoned). */
+  startingWorkers: boolean;
   detach: Array<() => void | Promise<void>>;
 }
 
@@ -151,7 +155,7 @@ export class Runtime {
   }
 
   #startLoad(name: string, source: () => Promise<ModelSource>, pinned: boolean): Promise<ServedModel> {
-    if (this.#closing) return Promise.reject(new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down'));
+    if (this.#closing) return Promise.reject(shuttingDown());
     const entry: Entry = {
       name,
       pinned,
@@ -166,6 +170,7 @@ export class Runtime {
       loadMs: undefined,
       lastUsedMs: performance.now(),
       holds: 0,
+      startingWorkers: false,
       detach: [],
     };
     this.#entries.set(name, entry);
@@ -186,6 +191,7 @@ export class Runtime {
     const releaseSlot = await this.#loadSlot();
     let served: ServedModel;
     try {
+      if (this.#closing) throw shuttingDown();
       served = await this.#startWithinBudget(entry, location);
     } finally {
       releaseSlot();
@@ -228,7 +234,10 @@ export class Runtime {
     await this.#makeRoom(entry, entry.reservedBytes);
 
     const rssBefore = process.memoryUsage.rss();
-    const served = await ServedModel.start(entry.name, location, this.#settings.defaults, this.#log, this.#workerFile);
+    entry.startingWorkers = true;
+    const served = await ServedModel.start(entry.name, location, this.#settings.defaults, this.#log, this.#workerFile).finally(() => {
+      entry.startingWorkers = false;
+    });
     const growth = process.memoryUsage.rss() - rssBefore;
     // Resident memory growth over the load sees the sessions' weights and arenas; another load
     // at the same time adds to it, which errs on the side of evicting sooner. It cannot see GPU
@@ -241,7 +250,7 @@ export class Runtime {
     served.observe({ completed: () => this.#wakeRoomWaiters() });
     try {
       await this.#makeRoom(entry, entry.footprintBytes);
-      if (this.#closing) throw new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down');
+      if (this.#closing) throw shuttingDown();
     } catch (error) {
       await served.close();
       throw error;
@@ -276,6 +285,7 @@ export class Runtime {
     const { evictToFit, roomWaitMs } = this.#settings;
     const deadlineMs = performance.now() + roomWaitMs;
     for (;;) {
+      if (this.#closing) throw shuttingDown();
       const residents = this.#residents(entry);
       const evictions = evictionsToFit(residents, neededBytes, budgetBytes);
       if (evictions !== undefined) {
@@ -284,7 +294,7 @@ export class Runtime {
         return;
       }
       const waitMs = deadlineMs - performance.now();
-      if (!evictToFit || neededBytes > budgetBytes || waitMs <= 0 || this.#closing) {
+      if (!evictToFit || neededBytes > budgetBytes || waitMs <= 0) {
         const usedMib = residents.reduce((sum, r) => sum + r.footprintBytes, 0) / MIB;
         throw new InferdError(
           'INFERD_ERR_INSUFFICIENT_MEMORY',
@@ -410,7 +420,7 @@ export class Runtime {
   }
 
   #ready(name: string, use = true): Entry {
-    if (this.#closing) throw new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down');
+    if (this.#closing) throw shuttingDown();
     const entry = this.#entries.get(name);
     if (entry?.state === 'ready') {
       if (use) entry.lastUsedMs = performance.now();
@@ -433,14 +443,22 @@ export class Runtime {
   /** Refuses new work, lets queued and running inferences finish, then stops every model's workers. */
   close(): Promise<void> {
     this.#closing = true;
+    // Loads waiting for room give up.
+    this.#wakeRoomWaiters();
     this.#closed ??= (async () => {
-      await Promise.all([...this.#entries.values()].map((entry) => entry.loading.catch(() => {})));
-      await Promise.all([...this.#entries.keys()].map((name) => this.unload(name, 'shutdown').catch(() => {})));
+      // A load whose workers are starting is waited for, to stop them; one still downloading,
+      // or waiting its turn or for room, gives up at its next step: a hung download does not
+      // hold the shutdown.
+      const starting = [...this.#entries.values()].filter((entry) => entry.startingWorkers);
+      await Promise.all(starting.map((entry) => entry.loading.catch(() => {})));
+      const loaded = [...this.#entries.values()].filter((entry) => entry.state !== 'loading');
+      await Promise.all(loaded.map((entry) => this.unload(entry.name, 'shutdown').catch(() => {})));
     })();
     return this.#closed;
   }
 }
 
+const shuttingDown = () => new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down');
 const notLoaded = (name: string) => new InferdError('INFERD_ERR_MODEL_NOT_LOADED', `model ${name} is not loaded`);
 
 function viewOf(entry: Entry): ModelView {
@@ -448,6 +466,7 @@ function viewOf(entry: Entry): ModelView {
     name: entry.name,
     url: entry.url,
     state: entry.state,
+    pinned: entry.pinned,
     info: entry.served?.info,
     footprintBytes: entry.footprintBytes,
     footprintSource: entry.footprintSource,
