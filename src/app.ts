@@ -15,10 +15,10 @@ import { neededCapacity } from './autoscale/policy.js';
 import { WorkerAutoscaler } from './autoscale/worker-autoscaler.js';
 import { DataCapture } from './capture/data-capture.js';
 import type { ClusterLink } from './cluster.js';
-import { runtimeSettings } from './config/runtime-settings.js';
+import { repositorySettings, runtimeSettings } from './config/runtime-settings.js';
 import type { Config } from './config/schema.js';
 import { DataPlane } from './data-plane.js';
-import { InferdError } from './errors.js';
+import { shuttingDown } from './errors.js';
 import { Metrics } from './metrics.js';
 import { registerAsyncMetrics } from './modes/async/async-metrics.js';
 import type { AsyncQueue, QueueSettings } from './modes/async/queue.js';
@@ -227,19 +227,18 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
       model.observe(metrics.batchObserver(model.info.name));
       return autoscaleModel(model, config, metrics, http.log);
     },
-    unloaded: (name, reason) => metrics.modelUnloaded(name, reason),
+    unloaded: (name, reason) => {
+      metrics.modelUnloaded(name, reason);
+      if (reason !== 'shutdown') void metrics.forgetModel(name);
+    },
   });
-  const repository =
-    config.model.repository === undefined
-      ? undefined
-      : new ModelRepository(
-          { root: config.model.repository, cacheDir: config.model.cacheDir, maxModelBytes: Math.floor(config.model.maxUnpackedMb * MIB) },
-          (uri) => openObjectStore(uri, config.storage),
-        );
+  const repositoryAt = repositorySettings(config);
+  const repository = repositoryAt && new ModelRepository(repositoryAt, (uri) => openObjectStore(uri, config.storage));
   const dataPlane = new DataPlane(
     runtime,
     repository,
     { loadWaitMs: config.model.loadWaitS * 1000, multiModel: config.model.multiModel },
+    http.log,
     metrics.cacheObserver(),
   );
   const capture = config.capture.enabled ? buildCapture(config, metrics, http.log) : undefined;
@@ -280,7 +279,7 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
   http.addHook('onRequest', (request, reply, done) => {
     if (runtimeApiRouteOf(request) !== undefined) stampRuntimeApiHeaders(request, reply, variantName);
     if (!lifecycle.closing || request.url === '/ping') return done();
-    void answerError(bodies, request, reply, new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down'));
+    void answerError(bodies, request, reply, shuttingDown());
   });
   // Node keeps a keep-alive connection open after close() unless the response says otherwise.
   http.addHook('onSend', (_request, reply, payload, done) => {

@@ -148,6 +148,7 @@ export const malformedBody = (message: string, cause?: unknown) =>
 export const invalidInput = (message: string) => new InferdError('INFERD_ERR_INPUT_INVALID', message);
 export const unsupportedMediaType = (message: string) => new InferdError('INFERD_ERR_UNSUPPORTED_MEDIA_TYPE', message);
 export const notAcceptable = (message: string) => new InferdError('INFERD_ERR_NOT_ACCEPTABLE', message);
+export const shuttingDown = () => new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down');
 
 /** Rebuilds an error that crossed a thread boundary as plain `{ code, message }`. */
 export function errorFromCode(code: unknown, message: string): InferdError {

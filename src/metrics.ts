@@ -298,6 +298,28 @@ export class Metrics {
     if (reason === 'evicted') this.#modelEvictions.inc({ model });
   }
 
+  /**
+   * Drops an unloaded model's request and batch series, so that a server cycling through many
+   * models (SageMaker MME) does not keep every one it ever served. Its load, unload, eviction
+   * and cache counters stay: they are its history, a few series a model.
+   */
+  async forgetModel(model: string): Promise<void> {
+    const served = [this.#requestDuration, this.#queueWait, this.#assemblyWait, this.#compute, this.#codec, this.#batchRows];
+    const counted = [this.#requests, this.#errors, this.#dispatches, this.#rows, this.#autoscaleDecisions];
+    for (const metric of [...served, ...counted] as Array<Counter<string> | Histogram<string>>) {
+      const seen = new Set<string>();
+      for (const { labels } of (await metric.get()).values) {
+        if (labels.model !== model) continue;
+        // A histogram's buckets add `le`: the series is named by its own labels.
+        const { le: _bucket, ...own } = labels;
+        const key = JSON.stringify(own);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        metric.remove(own as Record<string, string>);
+      }
+    }
+  }
+
   /** Counts whether requests naming repository models found them loaded. */
   cacheObserver() {
     return {

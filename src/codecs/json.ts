@@ -175,8 +175,6 @@ export const jsonEncoder: ResponseEncoder = {
  * ignored: no extension inferd serves reads them.
  */
 export interface V2Request {
-  readonly id: string | undefined;
-  readonly outputNames: readonly string[] | undefined;
   /** Decodes the inputs, and checks that every requested output is the model's: before inference. */
   readonly decoder: RequestDecoder;
   readonly encoder: ResponseEncoder;
@@ -192,8 +190,6 @@ export function parseV2Request(body: Buffer): V2Request {
   if (id !== undefined && typeof id !== 'string') throw malformedBody('"id" must be a string');
   const outputNames = outputs === undefined ? undefined : requestedOutputs(outputs);
   return {
-    id,
-    outputNames,
     decoder: {
       mediaType: 'application/json',
       decode(_body, signature) {

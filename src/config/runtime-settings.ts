@@ -1,5 +1,6 @@
-/** The few settings the runtime needs, taken once from the validated configuration. */
+/** The few settings the runtime and the model repository need, taken once from the validated configuration. */
 import { availableParallelism } from 'node:os';
+import type { RepositorySettings } from '../repository/repository.js';
 import type { RuntimeSettings } from '../runtime/runtime.js';
 import type { Config } from './schema.js';
 
@@ -19,8 +20,16 @@ export function runtimeSettings(config: Config, overrides: { readonly invocation
     },
     memoryBudgetBytes: memoryBudgetMb === undefined ? undefined : Math.floor(memoryBudgetMb * MIB),
     evictToFit: !config.model.multiModel,
-    roomWaitMs: config.model.loadWaitS * 1000,
+    // Half the load wait: a load that finds no room is refused (507) while its requests still
+    // wait, rather than after they were told to retry (429).
+    roomWaitMs: (config.model.loadWaitS * 1000) / 2,
     // As SageMaker's multi-model endpoints: load concurrency follows the cores.
     maxConcurrentLoads: Math.max(1, Math.floor(availableParallelism() / 2)),
   };
+}
+
+/** Undefined without `INFERD_MODEL_REPOSITORY`. */
+export function repositorySettings(config: Config): RepositorySettings | undefined {
+  const { repository, cacheDir, maxUnpackedMb } = config.model;
+  return repository === undefined ? undefined : { root: repository, cacheDir, maxModelBytes: Math.floor(maxUnpackedMb * MIB) };
 }

@@ -6,7 +6,7 @@
  * its late result discarded.
  */
 import type { NamedTensors } from '../codecs/tensor.js';
-import { InferdError, errorFromCode } from '../errors.js';
+import { InferdError, errorFromCode , shuttingDown } from '../errors.js';
 import { batchKey, mergeInputs, rowsOf, splitOutputs, type BatchLayout, type MergedBatch } from './batch-merge.js';
 import type { InferenceOutcome } from './worker-protocol.js';
 
@@ -116,7 +116,7 @@ export class Batcher {
   }
 
   submit(inputs: NamedTensors, { isCancelled, admitted }: SubmitOptions = {}): Promise<InferenceResult> {
-    if (this.#closed) return Promise.reject(new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down'));
+    if (this.#closed) return Promise.reject(shuttingDown());
     if (this.#queued >= this.#options.maxQueueSize && !admitted) {
       return Promise.reject(
         new InferdError('INFERD_ERR_QUEUE_FULL', `the inference queue is full (${this.#options.maxQueueSize} requests waiting)`),

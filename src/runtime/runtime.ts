@@ -7,7 +7,9 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NamedTensors } from '../codecs/tensor.js';
-import { InferdError } from '../errors.js';
+import { InferdError, shuttingDown } from '../errors.js';
+import { ChangeSignal } from './change-signal.js';
+import { LoadSlots } from './load-slots.js';
 import type { InferenceResult, SubmitOptions } from './batcher.js';
 import { evictionsToFit, type Resident } from './eviction.js';
 import { locateModel, type ModelLocation } from './model-dir.js';
@@ -58,8 +60,7 @@ export interface RuntimeSettings {
   readonly evictToFit: boolean;
   readonly roomWaitMs: number;
   /**
-   * Models loading at once; the others wait their turn, reserving nothing. Loads are CPU-bound
-   * (graph optimisation, warm-up): more at once only share the cores, and each would hold room
+   * Models loading at once; the others wait their turn, reserving nothing: each would hold room
    * in the budget that models in use could have.
    */
   readonly maxConcurrentLoads: number;
@@ -86,8 +87,11 @@ interface Entry {
   lastUsedMs: number;
   /** Work that holds the model beyond its queue (an async job reading its input): never evicted meanwhile. */
   holds: number;
-  /** Its workers are starting: a shutdown waits for them, to stop them (a load still fetching is abandoned). */
-  startingWorkers: boolean;
+  /**
+   * From its workers' start until its load settles: a shutdown waits for such a load, to stop
+   * its workers; one still downloading, or waiting its turn or for room, is abandoned.
+   */
+  hasWorkers: boolean;
   detach: Array<() => void | Promise<void>>;
 }
 
@@ -103,17 +107,16 @@ export class Runtime {
   readonly #knownFootprints = new Map<string, number>();
   #closing = false;
   #closed: Promise<void> | undefined;
-  /** Loads waiting for a load slot, in order. */
-  readonly #loadQueue: Array<() => void> = [];
-  #loadsRunning = 0;
-  /** Loads waiting for room under the budget: woken when a model loads, unloads or finishes a batch. */
-  #roomWaiters = new Set<() => void>();
+  readonly #slots: LoadSlots;
+  /** Told when a model loads, unloads, is released or finishes a batch: a load waiting for room looks again. */
+  readonly #roomChanged = new ChangeSignal();
 
   /** `workerFile` is for tests, which need workers whose tasks end when they say so. */
   constructor(settings: RuntimeSettings, log: RuntimeLogger, workerFile?: string) {
     this.#settings = settings;
     this.#log = log;
     this.#workerFile = workerFile;
+    this.#slots = new LoadSlots(settings.maxConcurrentLoads);
   }
 
   addHooks(hooks: ModelHooks): void {
@@ -170,7 +173,7 @@ export class Runtime {
       loadMs: undefined,
       lastUsedMs: performance.now(),
       holds: 0,
-      startingWorkers: false,
+      hasWorkers: false,
       detach: [],
     };
     this.#entries.set(name, entry);
@@ -188,23 +191,26 @@ export class Runtime {
     const { dir, url } = await source();
     entry.url = url;
     const location = await locateModel(dir);
-    const releaseSlot = await this.#loadSlot();
-    let served: ServedModel;
+    if (this.#closing) throw shuttingDown();
+    const served = await this.#startWithinBudget(entry, location);
     try {
+      // A shutdown that began during the load does not wait for it: its workers stop here.
       if (this.#closing) throw shuttingDown();
-      served = await this.#startWithinBudget(entry, location);
+      entry.loadMs = performance.now() - startedMs;
+      for (const hooks of this.#hooks) {
+        const detach = hooks.loaded?.(served, { loadMs: entry.loadMs });
+        if (detach) entry.detach.push(detach);
+      }
+    } catch (error) {
+      await this.#stop(entry, served);
+      throw error;
     } finally {
-      releaseSlot();
-      this.#wakeRoomWaiters();
-    }
-    entry.loadMs = performance.now() - startedMs;
-    for (const hooks of this.#hooks) {
-      const detach = hooks.loaded?.(served, { loadMs: entry.loadMs });
-      if (detach) entry.detach.push(detach);
+      entry.hasWorkers = false;
     }
     entry.served = served;
     entry.state = 'ready';
     entry.lastUsedMs = performance.now();
+    this.#roomChanged.notify();
     const { info } = served;
     const scaling = info.maxInstances > info.minInstances ? `, autoscaling between ${info.minInstances} and ${info.maxInstances}` : '';
     this.#log.info(
@@ -226,60 +232,57 @@ export class Runtime {
     return served;
   }
 
-  /** Makes room for the model, loads it, and checks its measured footprint fits too. */
+  /**
+   * In a load slot: makes room for the model's estimated footprint, starts its workers, then
+   * checks its measured footprint fits too.
+   */
   async #startWithinBudget(entry: Entry, location: ModelLocation): Promise<ServedModel> {
     const declared = location.config.memoryMb === undefined ? undefined : location.config.memoryMb * MIB;
     const artifact = await artifactBytes(location);
-    entry.reservedBytes = declared ?? this.#knownFootprints.get(location.onnxPath) ?? artifact;
-    await this.#makeRoom(entry, entry.reservedBytes);
-
-    const rssBefore = process.memoryUsage.rss();
-    entry.startingWorkers = true;
-    const served = await ServedModel.start(entry.name, location, this.#settings.defaults, this.#log, this.#workerFile).finally(() => {
-      entry.startingWorkers = false;
-    });
-    const growth = process.memoryUsage.rss() - rssBefore;
+    const estimate = declared ?? this.#knownFootprints.get(location.onnxPath) ?? artifact;
+    let served: ServedModel;
+    let rssGrowth: number;
+    await this.#slots.acquire();
+    try {
+      await this.#makeRoom(entry, estimate, { inSlot: true });
+      const rssBefore = process.memoryUsage.rss();
+      entry.hasWorkers = true;
+      served = await ServedModel.start(entry.name, location, this.#settings.defaults, this.#log, this.#workerFile);
+      rssGrowth = process.memoryUsage.rss() - rssBefore;
+    } catch (error) {
+      entry.hasWorkers = false;
+      throw error;
+    } finally {
+      entry.reservedBytes = 0;
+      this.#slots.release();
+      this.#roomChanged.notify();
+    }
     // Resident memory growth over the load sees the sessions' weights and arenas; another load
     // at the same time adds to it, which errs on the side of evicting sooner. It cannot see GPU
     // memory, hence `memoryMb` in inferd.json.
-    entry.footprintSource = declared !== undefined ? 'declared' : growth > artifact ? 'measured' : 'artifact';
-    entry.footprintBytes = declared ?? Math.max(growth, artifact);
-    entry.reservedBytes = 0;
+    entry.footprintSource = declared !== undefined ? 'declared' : rssGrowth > artifact ? 'measured' : 'artifact';
+    entry.footprintBytes = declared ?? Math.max(rssGrowth, artifact);
     this.#knownFootprints.set(location.onnxPath, entry.footprintBytes);
     // A batch finishing may leave the model idle: a load waiting for room looks again.
-    served.observe({ completed: () => this.#wakeRoomWaiters() });
+    served.observe({ completed: () => this.#roomChanged.notify() });
     try {
-      await this.#makeRoom(entry, entry.footprintBytes);
-      if (this.#closing) throw shuttingDown();
+      await this.#makeRoom(entry, entry.footprintBytes, { inSlot: false });
     } catch (error) {
       await served.close();
+      entry.hasWorkers = false;
       throw error;
     }
     return served;
   }
 
-  /** Waits for one of the `maxConcurrentLoads` slots; the function returned gives it back. */
-  async #loadSlot(): Promise<() => void> {
-    if (this.#loadsRunning >= this.#settings.maxConcurrentLoads) {
-      await new Promise<void>((resolve) => this.#loadQueue.push(resolve));
-    } else {
-      this.#loadsRunning += 1;
-    }
-    return () => {
-      const next = this.#loadQueue.shift();
-      // The slot passes straight to the next load in line, or is freed.
-      if (next) next();
-      else this.#loadsRunning -= 1;
-    };
-  }
-
   /**
    * Makes room for `neededBytes` more beside every other model (loading ones count what they
-   * reserved, unloading ones what they hold until their workers stop). On-prem it evicts the
-   * least recently used idle models, waiting up to `roomWaitMs` for models in use to become
-   * idle; then, and at once under SageMaker MME, it refuses with 507.
+   * reserved, unloading ones what they hold until their workers stop), and reserves it for a
+   * model not loaded yet. On-prem it evicts the least recently used idle models, waiting up to
+   * `roomWaitMs` for models in use to become idle (giving its load slot back meanwhile); then,
+   * and at once under SageMaker MME, it refuses with 507.
    */
-  async #makeRoom(entry: Entry, neededBytes: number): Promise<void> {
+  async #makeRoom(entry: Entry, neededBytes: number, { inSlot }: { readonly inSlot: boolean }): Promise<void> {
     const budgetBytes = this.#settings.memoryBudgetBytes;
     if (budgetBytes === undefined) return;
     const { evictToFit, roomWaitMs } = this.#settings;
@@ -289,6 +292,8 @@ export class Runtime {
       const residents = this.#residents(entry);
       const evictions = evictionsToFit(residents, neededBytes, budgetBytes);
       if (evictions !== undefined) {
+        // Reserved in the same step it was found, so no other load counts the same room.
+        if (entry.footprintBytes === undefined) entry.reservedBytes = neededBytes;
         for (const name of evictions) this.#log.info({ model: name, for: entry.name }, `evicting model ${name} to make room for ${entry.name}`);
         await Promise.all(evictions.map((name) => this.unload(name, 'evicted').catch(() => {})));
         return;
@@ -301,7 +306,13 @@ export class Runtime {
           `model ${entry.name} needs ${(neededBytes / MIB).toFixed(1)} MiB; ${usedMib.toFixed(1)} of the ${(budgetBytes / MIB).toFixed(1)} MiB budget are held${evictToFit ? ' by models in use' : ''}`,
         );
       }
-      await this.#roomChanged(waitMs);
+      // Waiting for room, a load lets another that may fit load meanwhile.
+      if (inSlot) this.#slots.release();
+      try {
+        await this.#roomChanged.wait(waitMs);
+      } finally {
+        if (inSlot) await this.#slots.acquire();
+      }
     }
   }
 
@@ -313,32 +324,11 @@ export class Runtime {
         name: other.name,
         footprintBytes: other.footprintBytes ?? other.reservedBytes,
         lastUsedMs: other.lastUsedMs,
-        evictable: this.#settings.evictToFit && !other.pinned && other.state === 'ready' && other.holds === 0 && other.served!.idle,
+        evictable:
+          this.#settings.evictToFit && !other.pinned && other.state === 'ready' && other.unloading === undefined && other.holds === 0 && other.served!.idle,
       });
     }
     return residents;
-  }
-
-  /** Resolves when a model loads, unloads or finishes a batch, or after `waitMs`. */
-  #roomChanged(waitMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(wake, waitMs);
-      const waiters = this.#roomWaiters;
-      function wake() {
-        clearTimeout(timer);
-        waiters.delete(wake);
-        resolve();
-      }
-      waiters.add(wake);
-    });
-  }
-
-  #wakeRoomWaiters(): void {
-    if (this.#roomWaiters.size === 0) return;
-    // After the batcher's own bookkeeping of the batch that just finished.
-    setImmediate(() => {
-      for (const wake of [...this.#roomWaiters]) wake();
-    });
   }
 
   /**
@@ -348,6 +338,8 @@ export class Runtime {
   unload(name: string, reason: UnloadReason = 'request'): Promise<void> {
     const entry = this.#entries.get(name);
     if (!entry) return Promise.reject(notLoaded(name));
+    // Refused from this moment: no request, and no other load's eviction, picks it any more.
+    if (entry.state === 'ready') entry.state = 'unloading';
     entry.unloading ??= this.#unloadEntry(entry, reason);
     return entry.unloading;
   }
@@ -361,14 +353,22 @@ export class Runtime {
     }
     entry.state = 'unloading';
     try {
-      for (const detach of entry.detach) await detach();
-      await served.close();
+      await this.#stop(entry, served);
     } finally {
       if (this.#entries.get(entry.name) === entry) this.#entries.delete(entry.name);
     }
-    this.#log.info({ model: entry.name, reason }, `model ${entry.name} unloaded (${reason})`);
+    this.#log.info({ model: entry.name, url: entry.url, reason, footprintBytes: entry.footprintBytes }, `model ${entry.name} unloaded (${reason})`);
     for (const hooks of this.#hooks) hooks.unloaded?.(entry.name, reason);
-    this.#wakeRoomWaiters();
+    this.#roomChanged.notify();
+  }
+
+  /** Detaches what followed the model (each even if another fails), then stops its workers. */
+  async #stop(entry: Entry, served: ServedModel): Promise<void> {
+    const detached = await Promise.allSettled(entry.detach.map((detach) => detach()));
+    for (const result of detached) {
+      if (result.status === 'rejected') this.#log.error({ model: entry.name, err: result.reason }, 'detaching from a model failed');
+    }
+    await served.close();
   }
 
   get(name: string): ModelView | undefined {
@@ -386,6 +386,12 @@ export class Runtime {
   /** Every model, loading and unloading ones too, by name. */
   list(): ModelView[] {
     return [...this.#entries.values()].map(viewOf).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** The numbers of the model `name` now, if it is ready. */
+  statsOf(name: string): ModelStats | undefined {
+    const entry = this.#entries.get(name);
+    return entry?.state === 'ready' ? entry.served!.stats() : undefined;
   }
 
   /** The ready models with their numbers now, for metrics. */
@@ -407,7 +413,7 @@ export class Runtime {
       if (released) return;
       released = true;
       entry.holds -= 1;
-      this.#wakeRoomWaiters();
+      this.#roomChanged.notify();
     };
   }
 
@@ -443,14 +449,14 @@ export class Runtime {
   /** Refuses new work, lets queued and running inferences finish, then stops every model's workers. */
   close(): Promise<void> {
     this.#closing = true;
-    // Loads waiting for room give up.
-    this.#wakeRoomWaiters();
+    // Loads waiting for room give up at once.
+    this.#roomChanged.notify();
     this.#closed ??= (async () => {
-      // A load whose workers are starting is waited for, to stop them; one still downloading,
-      // or waiting its turn or for room, gives up at its next step: a hung download does not
-      // hold the shutdown.
-      const starting = [...this.#entries.values()].filter((entry) => entry.startingWorkers);
-      await Promise.all(starting.map((entry) => entry.loading.catch(() => {})));
+      // A load with workers is waited for: it stops them itself once it sees the shutdown. One
+      // still downloading, or waiting its turn or for room, gives up at its next step: a hung
+      // download does not hold the shutdown.
+      const withWorkers = [...this.#entries.values()].filter((entry) => entry.hasWorkers);
+      await Promise.all(withWorkers.map((entry) => entry.loading.catch(() => {})));
       const loaded = [...this.#entries.values()].filter((entry) => entry.state !== 'loading');
       await Promise.all(loaded.map((entry) => this.unload(entry.name, 'shutdown').catch(() => {})));
     })();
@@ -458,7 +464,6 @@ export class Runtime {
   }
 }
 
-const shuttingDown = () => new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down');
 const notLoaded = (name: string) => new InferdError('INFERD_ERR_MODEL_NOT_LOADED', `model ${name} is not loaded`);
 
 function viewOf(entry: Entry): ModelView {

@@ -98,20 +98,22 @@ function startInstance(workerFile: string, worker: WorkerOptions, onWorkerError:
       piscina.off('message', onMessage);
       piscina.off('error', onError);
     };
-    const fail = (message: string) => {
+    const fail = (error: InferdError) => {
       done();
       // The worker failed loading or warming up: it is not inside run().
       void piscina.close().catch(() => {});
-      reject(new InferdError('INFERD_ERR_MODEL_LOAD_FAILED', `cannot load ${worker.onnxPath}: ${message}`));
+      reject(error);
     };
     const onMessage = (message: unknown) => {
       if (!isWorkerStartMessage(message)) return;
-      if (message.type === 'inferd:load-failed') return fail(message.message);
+      // The model's own fault (ONNX Runtime refuses it): the client who sent it can fix it.
+      if (message.type === 'inferd:load-failed') return fail(new InferdError('INFERD_ERR_MODEL_LOAD_FAILED', `cannot load ${worker.onnxPath}: ${message.message}`));
       done();
       // The instance listens for errors from here on: an unheard worker error would end the process.
       resolve({ instance: new Instance(piscina, onWorkerError), ready: message });
     };
-    const onError = (error: Error) => fail(error.message);
+    // The worker itself died (out of memory, a native abort): the server's fault, not the model's.
+    const onError = (error: Error) => fail(new InferdError('INFERD_ERR_INTERNAL', `a model worker stopped while loading ${worker.onnxPath}`, { cause: error }));
     piscina.on('message', onMessage);
     piscina.on('error', onError);
   });

@@ -25,13 +25,17 @@ it('waits for a busy model to become idle before evicting it: none of its reques
   t.after(() => server.http.close());
 
   const order: string[] = [];
-  const heavy = writeNpy('<f4', [500, 256], new Float32Array(500 * 256).fill(0.5));
+  // Loaded first, so that the heavy requests below all reach a ready model at once.
+  const warm = await invoke(server.url, JSON.stringify({ instances: [Array(256).fill(0)] }), { 'content-type': 'application/json', 'x-amzn-sagemaker-target-model': 'slow' });
+  assert.equal(warm.status, 200, warm.text);
+  // 2,000 rows each: most of a second of work, so the ten stay in the server a while.
+  const heavy = writeNpy('<f4', [2000, 256], new Float32Array(2000 * 256).fill(0.5));
   const slowRequests = Array.from({ length: 10 }, async () => {
     const res = await invoke(server.url, heavy, { 'content-type': 'application/x-npy', accept: 'application/x-npy', 'x-amzn-sagemaker-target-model': 'slow' });
     order.push(`slow ${res.status}`);
   });
-  // Every one of them is in the server: two batches handed to the instance, eight queued.
-  await until(async () => (counterValue(await metricsOf(server.url), 'inferd_queued_requests{model="slow"}') >= 8 ? true : undefined), 30_000, 'slow requests queued');
+  // Every one of them is in the server (counted from its arrival) before the other model is asked for.
+  await until(async () => (counterValue(await metricsOf(server.url), 'inferd_concurrent_requests') >= 10 ? true : undefined), 30_000, 'the slow requests in the server');
 
   const forest = await invoke(server.url, `${Array(20).fill(0.1).join(',')}\n`, { 'content-type': 'text/csv', 'x-amzn-sagemaker-target-model': 'forest' });
   order.push(`forest ${forest.status}`);

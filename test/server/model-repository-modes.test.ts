@@ -70,14 +70,18 @@ describe('the target model follows the request', () => {
       assert.equal(done.status, 'completed', JSON.stringify(done));
       assertAnswers(kind, await readFile(done.outputLocation.replace(/^file:\/\//, ''), 'utf8'), ref, `async ${target ?? 'default'}`);
     }
-    // A target the repository refuses is refused at submission, as the runtime API does.
+    // A target no repository could hold is refused at submission, as the runtime API does.
     const refused = await submit('../x');
     assert.equal(refused.status, 400);
     assert.equal(refused.headers.get('x-amzn-errortype'), 'ValidationError');
     assert.match(String(refused.json.Message), /^INFERD_ERR_MODEL_SOURCE_INVALID: /);
+    // Models are not loaded to accept a request (an accept-only instance never loads one): a
+    // target the repository does not hold fails the request when it runs, with the reason.
     const missing = await submit('customers/43/model.tar.gz');
-    assert.equal(missing.status, 400);
-    assert.match(String(missing.json.Message), /^INFERD_ERR_MODEL_NOT_FOUND: /);
+    assert.equal(missing.status, 202);
+    const failed = await finished(server.url, missing.json.InferenceId as string);
+    assert.equal(failed.status, 'failed');
+    assert.match(String(failed.failureReason), /INFERD_ERR_MODEL_NOT_FOUND|does not exist|names nothing|not found/i);
   });
 
   it('data capture records name the target model of each request', async () => {

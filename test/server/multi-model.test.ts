@@ -160,6 +160,9 @@ describe('SageMaker multi-model endpoint: the container API', () => {
     assert.equal(counterValue(text, 'inferd_model_unloads_total{model="c3d4",reason="request"}'), 1);
     assert.equal(counterValue(text, 'inferd_loaded_models'), 1);
     assert.doesNotMatch(text, /inferd_workers\{model="c3d4"\}/, 'an unloaded model leaves no gauge behind');
+    // Nor its request and batch series (a server cycling through models would keep them all), only its history.
+    await until(async () => (/inferd_requests_total\{model="c3d4"/.test(await metricsOf(server)) ? undefined : true), 10_000, 'its series to go');
+    assert.equal(counterValue(await metricsOf(server), 'inferd_model_loads_total{model="c3d4"}'), 1);
     // Loaded again under the same name, it serves again.
     assert.equal((await load(server, 'c3d4', mlpUrl)).status, 200);
     assert.equal((await call(server, 'DELETE', '/models/c3d4')).status, 200);
@@ -170,6 +173,13 @@ describe('SageMaker multi-model endpoint: unload under load, memory and the budg
   it('unloads while 60 requests are in flight: each is answered 200 or 404, none 5xx, and the unload answers once the accepted ones have run', async (t) => {
     const server = await startServer(undefined, { env: MME });
     t.after(() => server.http.close());
+    // The rows the model's workers ran, as the registry sees them when the unload has stopped them.
+    let rowsRun = 0;
+    let rowsRunWhenUnloaded: number | undefined;
+    server.runtime.addHooks({
+      loaded: (model) => void model.observe({ completed: ({ rows, ok }) => (rowsRun += ok ? rows : 0) }),
+      unloaded: () => (rowsRunWhenUnloaded = rowsRun),
+    });
     const url = await copyModel(MODELS.slow);
     t.after(() => rm(url, { recursive: true, force: true }));
     assert.equal((await load(server, 'slow', url)).status, 200);
@@ -188,15 +198,14 @@ describe('SageMaker multi-model endpoint: unload under load, memory and the budg
       Array.from({ length: 10 }, () => invoke(server.url, body, { 'content-type': 'application/x-npy' }, '/models/slow/invoke').then((res) => res.status)),
     );
     const unloaded = await unloading;
-    // Read on the server the moment the unload has answered: every accepted request has run by then.
-    const rowsRunWhenUnloaded = counterValue(await metricsOf(server), 'inferd_rows_inferred_total{model="slow"}');
     const statuses = await Promise.all(requests);
     assert.equal(unloaded.status, 200);
     assert.deepEqual(late, Array(10).fill(404));
     assert.deepEqual(statuses.filter((status) => status !== 200 && status !== 404), [], 'only 200 and 404');
     const answered = statuses.filter((status) => status === 200).length;
     assert.ok(answered > 0, 'those accepted were answered');
-    assert.equal(rowsRunWhenUnloaded, answered * rows, 'the unload answered only after every accepted request had run');
+    assert.equal(rowsRunWhenUnloaded, answered * rows, 'the workers stopped only after every accepted request had run');
+    assert.equal(rowsRun, answered * rows, 'and nothing ran after');
   });
 
   it('releases memory: the same model loaded and unloaded 50 times keeps resident memory bounded', async (t) => {

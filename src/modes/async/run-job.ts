@@ -95,9 +95,9 @@ async function download<T>(job: AsyncJob, operation: () => Promise<T>): Promise<
 }
 
 export async function runJob(job: AsyncJob, deps: RunDeps): Promise<JobResult> {
-  const model = await deps.dataPlane.resolve(job.targetModel);
-  // Reading the input may take a while: the model must not be evicted before it runs.
-  const release = deps.runtime.hold(model.name);
+  // The model is waited for however long it loads (the job's own timeout bounds it), and held
+  // from eviction while the input is read.
+  const { model, release } = await deps.dataPlane.acquire(job.targetModel);
   try {
     return await runOn(model, job, deps);
   } finally {

@@ -162,11 +162,14 @@ export class AsyncInference {
     const inferenceId = submission.inferenceId ?? randomUUID();
     const known = await queue.get(inferenceId);
     if (known) return { job: known, created: false };
-    const model = await this.#deps.dataPlane.resolve(submission.targetModel);
+    // A model that is not loaded is not loaded for this: it loads when the request runs (an
+    // accept-only instance never does), and a target that names nothing fails the request then.
+    const model = this.#deps.dataPlane.peek(submission.targetModel);
     const contentType = submission.contentType ?? 'application/json';
     // Types the model cannot take are refused now rather than failed later.
     const decoder = requestDecoder(contentType);
-    responseEncoder(submission.accept, settings.defaultAccept).assertCanEncode?.(model.signature);
+    const encoder = responseEncoder(submission.accept, settings.defaultAccept);
+    if (model) encoder.assertCanEncode?.(model.signature);
     const streamed = isRecordStream(decoder.mediaType);
     const limitBytes = streamed ? MAX_STREAMED_PAYLOAD_BYTES : settings.maxPayloadBytes;
     const limitText = streamed ? '1024 MiB' : `${settings.maxPayloadBytes / MIB} MiB (INFERD_ASYNC_MAX_PAYLOAD_MB)`;

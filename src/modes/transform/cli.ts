@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { ConfigError, loadConfig } from '../../config/load-config.js';
 import type { Config } from '../../config/schema.js';
 import { InferdError } from '../../errors.js';
-import { runtimeSettings } from '../../config/runtime-settings.js';
+import { repositorySettings, runtimeSettings } from '../../config/runtime-settings.js';
 import { ModelRepository } from '../../repository/repository.js';
 import { targetModelPath } from '../../repository/target-model.js';
 import { locateModel } from '../../runtime/model-dir.js';
@@ -122,11 +122,9 @@ interface Target {
 /** The job's model, loaded: the repository's `--target-model`, or the model directory. */
 async function loadJobModel(runtime: Runtime, options: TransformOptions, config: Config): Promise<ModelInfo> {
   if (options.targetModel !== undefined) {
-    if (config.model.repository === undefined) throw new UsageError('--target-model names a model of INFERD_MODEL_REPOSITORY, which is not set');
-    const repository = new ModelRepository(
-      { root: config.model.repository, cacheDir: config.model.cacheDir, maxModelBytes: Math.floor(config.model.maxUnpackedMb * 1024 * 1024) },
-      (uri) => openObjectStore(uri, config.storage),
-    );
+    const settings = repositorySettings(config);
+    if (settings === undefined) throw new UsageError('--target-model names a model of INFERD_MODEL_REPOSITORY, which is not set');
+    const repository = new ModelRepository(settings, (uri) => openObjectStore(uri, config.storage));
     const name = targetModelPath(options.targetModel);
     return runtime.load(name, await repository.fetch(name));
   }

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ClusterLink } from '../../cluster.js';
-import { InferdError } from '../../errors.js';
+import { InferdError , shuttingDown } from '../../errors.js';
 import { sendError } from '../error-handler.js';
 
 /** `/ping` reads two fields: it never waits behind inference or a model load. */
@@ -16,7 +16,7 @@ export interface HealthContext {
 export function healthRoutes({ readiness, lifecycle, cluster, executionParameters }: HealthContext) {
   return async (app: FastifyInstance) => {
     app.get('/ping', async (_request, reply) => {
-      if (lifecycle.closing) return sendError(reply, new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down'));
+      if (lifecycle.closing) return sendError(reply, shuttingDown());
       if (readiness.state !== 'ready') return sendError(reply, new InferdError('INFERD_ERR_NOT_READY', 'the model is loading'));
       if (cluster && !cluster.allReady()) {
         return sendError(reply, new InferdError('INFERD_ERR_NOT_READY', 'other server processes are still loading'));

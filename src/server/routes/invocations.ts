@@ -16,6 +16,7 @@ import type { Metrics } from '../../metrics.js';
 import type { ModelInfo, Runtime } from '../../runtime/runtime.js';
 import { mediaTypeOf, requestDecoder, responseEncoder } from '../../codecs/negotiation.js';
 import { installCaptureHooks } from '../capture-hooks.js';
+import { clientGone } from '../client-gone.js';
 import { toInferdError } from '../error-handler.js';
 import { runtimeApiRouteOf } from '../runtime-api.js';
 
@@ -32,15 +33,6 @@ function shapeHeaderOf(request: FastifyRequest): string | undefined {
   const values = request.raw.headersDistinct['x-inferd-shape'] ?? [];
   if (values.length > 1) throw new InferdError('INFERD_ERR_BAD_REQUEST', 'X-Inferd-Shape must be sent once');
   return values[0];
-}
-
-/** Tells whether the client went away before its response was written. */
-export function clientGone(reply: FastifyReply): () => boolean {
-  let gone = false;
-  reply.raw.once('close', () => {
-    gone = !reply.raw.writableFinished;
-  });
-  return () => gone;
 }
 
 /** Records in one part of a streamed answer, and parts computed ahead per model instance. */
@@ -107,6 +99,11 @@ const streamFailureEvent = (error: InferdError) => {
 /** One Buffer a chunk, computed no further ahead than the stream is read. */
 const chunks = <T>(frames: AsyncGenerator<T>) => Readable.from(frames, { highWaterMark: 1 });
 
+interface Admitted {
+  readonly model: ModelInfo;
+  readonly body: Buffer;
+}
+
 export interface InvocationContext {
   readonly dataPlane: DataPlane;
   readonly runtime: Runtime;
@@ -129,15 +126,21 @@ export function invocationRoutes({ dataPlane, runtime, config, metrics, load, ca
   const modelOf = (request: FastifyRequest): ModelInfo | Promise<ModelInfo> => {
     const { name } = request.params as { name?: string };
     const target = request.headers[TARGET_MODEL];
-    const named = name ?? (typeof target === 'string' ? target : undefined);
-    // Every log line of a request that names its model says which (SageMaker logs TargetModel).
-    if (named !== undefined) request.log = request.log.child({ targetModel: named });
-    return name !== undefined ? runtime.model(name) : dataPlane.resolve(named);
+    const targetModel = typeof target === 'string' ? target : undefined;
+    // Every log line of a request that names its model says which: the client's TargetModel as
+    // SageMaker sends it, and on /models/{name}/invoke the name SageMaker loaded it under.
+    if (name !== undefined || targetModel !== undefined) request.log = request.log.child({ model: name, targetModel });
+    return name !== undefined ? runtime.model(name) : dataPlane.resolve(targetModel);
   };
 
   /** What every invocation checks first: its model ready, no session, a body. */
-  const admit = async (request: FastifyRequest): Promise<{ model: ModelInfo; body: Buffer }> => {
-    const model = await modelOf(request);
+  const admit = (request: FastifyRequest): Admitted | Promise<Admitted> => {
+    const model = modelOf(request);
+    // A loaded model is answered without a promise: most requests find theirs loaded.
+    return model instanceof Promise ? model.then((loaded) => admitted(request, loaded)) : admitted(request, model);
+  };
+
+  const admitted = (request: FastifyRequest, model: ModelInfo): Admitted => {
     modelNames.set(request, model.name);
     if (request.headers[SESSION_ID] !== undefined) {
       throw new InferdError('INFERD_ERR_SESSIONS_DISABLED', 'X-Amzn-SageMaker-Session-Id: stateful sessions not enabled; inferd serves stateless models');
@@ -185,7 +188,8 @@ export function invocationRoutes({ dataPlane, runtime, config, metrics, load, ca
   };
 
   const invoke = async (request: FastifyRequest, reply: FastifyReply) => {
-    const { model, body } = await admit(request);
+    const admission = admit(request);
+    const { model, body } = admission instanceof Promise ? await admission : admission;
     const { headers } = request;
     const decoder = requestDecoder(headers['content-type']);
     // Only the container route streams: on the runtime route a late failure must still be a
@@ -234,7 +238,8 @@ export function invocationRoutes({ dataPlane, runtime, config, metrics, load, ca
 
   /** `InvokeEndpointWithResponseStream`: the client's Accept travels as `X-Amzn-SageMaker-Accept`. */
   const invokeWithResponseStream = async (request: FastifyRequest, reply: FastifyReply) => {
-    const { model, body } = await admit(request);
+    const admission = admit(request);
+    const { model, body } = admission instanceof Promise ? await admission : admission;
     const { headers } = request;
     const decoder = requestDecoder(headers['content-type']);
     const acceptHeader = headers['x-amzn-sagemaker-accept'];

@@ -26,7 +26,7 @@ const sourceInvalid = (message: string) => new InferdError('INFERD_ERR_MODEL_SOU
 const isUnder = (path: string, root: string) => path === root || path.startsWith(`${root}/`);
 
 function describe(view: ModelView, runtime: Runtime) {
-  const stats = view.state === 'ready' ? [...runtime.stats()].find((model) => model.name === view.name)?.stats : undefined;
+  const stats = runtime.statsOf(view.name);
   return {
     modelName: view.name,
     modelUrl: view.url,

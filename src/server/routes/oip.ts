@@ -12,12 +12,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { v2Datatype, parseV2Request } from '../../codecs/json.js';
 import type { TensorSpec } from '../../codecs/tensor.js';
 import type { DataPlane } from '../../data-plane.js';
-import { InferdError, unsupportedMediaType } from '../../errors.js';
+import { InferdError, shuttingDown, unsupportedMediaType } from '../../errors.js';
 import type { Metrics } from '../../metrics.js';
 import { invokeWhole } from '../../modes/invocation.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { toInferdError } from '../error-handler.js';
-import { clientGone } from './invocations.js';
+import { clientGone } from '../client-gone.js';
 
 export interface OipContext {
   readonly dataPlane: DataPlane;
@@ -31,7 +31,6 @@ export interface OipContext {
 const BINARY_HEADER = 'inference-header-content-length';
 const PLATFORM = 'onnxruntime_onnx';
 
-const shuttingDown = () => new InferdError('INFERD_ERR_SHUTTING_DOWN', 'the server is shutting down');
 
 /** inferd's version, for the server metadata; absent when package.json cannot be read. */
 async function packageVersion(): Promise<string | undefined> {
@@ -55,13 +54,16 @@ export function oipRoutes({ dataPlane, runtime, readiness, lifecycle, metrics }:
   return async (app: FastifyInstance) => {
     // Inferences are counted as /invocations' are: by model, status class and error code.
     const errorCodes = new WeakMap<FastifyRequest, string>();
-    const inferences = new WeakSet<FastifyRequest>();
+    // The model each inference ran on; 'none' for those refused before: a label per model served,
+    // never one per name a client made up.
+    const inferences = new WeakMap<FastifyRequest, string>();
     app.addHook('onError', (request, _reply, error, done) => {
       errorCodes.set(request, toInferdError(error).code);
       done();
     });
     app.addHook('onResponse', (request, reply, done) => {
-      if (inferences.has(request)) metrics.request(modelNameOf(request), reply.statusCode, reply.elapsedTime, errorCodes.get(request));
+      const model = inferences.get(request);
+      if (model !== undefined) metrics.request(model, reply.statusCode, reply.elapsedTime, errorCodes.get(request));
       done();
     });
 
@@ -107,11 +109,12 @@ export function oipRoutes({ dataPlane, runtime, readiness, lifecycle, metrics }:
     app.get('/v2/models/:name/versions/:version/ready', modelReady);
 
     const infer = async (request: FastifyRequest, reply: FastifyReply) => {
-      inferences.add(request);
+      inferences.set(request, 'none');
       if (request.headers[BINARY_HEADER] !== undefined) {
         throw unsupportedMediaType(`the binary tensor data extension (Inference-Header-Content-Length) is not supported; send the tensors as JSON "data"`);
       }
       const model = await dataPlane.named(modelNameOf(request));
+      inferences.set(request, model.name);
       const body = (request.body as Buffer | undefined) ?? Buffer.alloc(0);
       const { decoder, encoder } = parseV2Request(body);
       const answer = await invokeWhole(runtime, model, { body, decoder, encoder, isCancelled: clientGone(reply) });
