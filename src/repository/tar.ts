@@ -68,6 +68,7 @@ interface Overrides {
 async function unpackEntries(reader: BlockReader, destinationDir: string, maxEntries: number): Promise<void> {
   let overrides: Overrides = {};
   let entries = 0;
+  // Every turn reads a header block at least, so the decoded bound ends the loop on any archive.
   for (;;) {
     const block = await reader.readBlock();
     if (block === undefined) throw sourceInvalid('the archive is truncated: it ends without its end-of-archive block');
@@ -179,19 +180,27 @@ function isZeroBlock(block: Buffer): boolean {
   return block.every((byte) => byte === 0);
 }
 
-/** Pax records: `LENGTH key=value\n`, LENGTH counting the whole record. */
+/**
+ * Pax records: `LENGTH key=value\n`, LENGTH counting the whole record. The loop advances by
+ * LENGTH, which comes from the archive: a record shorter than its own `LENGTH ` prefix and
+ * `\n` (a length of 0, say) would never advance, and freeze the event loop on one archive.
+ */
 function parsePax(content: Buffer): Overrides {
+  const malformed = () => sourceInvalid('the archive is corrupt: a pax header record is malformed');
   const overrides: Overrides = {};
   let offset = 0;
   while (offset < content.length) {
     const space = content.indexOf(0x20, offset);
-    const lengthText = content.toString('latin1', offset, space === -1 ? offset : space);
+    if (space === -1) throw malformed();
+    const lengthText = content.toString('latin1', offset, space);
+    if (!/^[0-9]+$/.test(lengthText)) throw malformed();
     const length = Number(lengthText);
-    if (space === -1 || !/^[0-9]+$/.test(lengthText) || offset + length > content.length || content[offset + length - 1] !== 0x0a) {
-      throw sourceInvalid('the archive is corrupt: a pax header record is malformed');
-    }
-    const record = content.toString('utf8', space + 1, offset + length - 1);
+    const end = offset + length;
+    const shortestLength = space + 1 - offset + 1;
+    if (length < shortestLength || end > content.length || content[end - 1] !== 0x0a) throw malformed();
+    const record = content.toString('utf8', space + 1, end - 1);
     const equals = record.indexOf('=');
+    if (equals === -1) throw malformed();
     const key = record.slice(0, equals);
     const value = record.slice(equals + 1);
     if (key === 'path') overrides.path = value;
@@ -199,7 +208,7 @@ function parsePax(content: Buffer): Overrides {
       if (!/^[0-9]+$/.test(value) || !Number.isSafeInteger(Number(value))) throw sourceInvalid(`the archive is corrupt: pax size ${JSON.stringify(value)}`);
       overrides.size = Number(value);
     }
-    offset += length;
+    offset = end;
   }
   return overrides;
 }
@@ -268,20 +277,19 @@ async function withConflicts(path: string, operation: () => Promise<void>): Prom
  * one chunk (16 KiB) too many is inflated, and none of it is written.
  */
 class BlockReader {
-  private readonly chunks: AsyncIterator<Buffer>;
-  private pending: Buffer = Buffer.alloc(0);
-  private decodedBytes = 0;
+  readonly #chunks: AsyncIterator<Buffer>;
+  readonly #maxBytes: number;
+  #pending: Buffer = Buffer.alloc(0);
+  #decodedBytes = 0;
 
-  constructor(
-    chunks: AsyncIterable<Buffer>,
-    private readonly maxBytes: number,
-  ) {
-    this.chunks = chunks[Symbol.asyncIterator]();
+  constructor(chunks: AsyncIterable<Buffer>, maxBytes: number) {
+    this.#chunks = chunks[Symbol.asyncIterator]();
+    this.#maxBytes = maxBytes;
   }
 
   /** One 512-byte block; undefined at the end of the stream; a partial block is a truncation. */
   async readBlock(): Promise<Buffer | undefined> {
-    if (this.pending.length === 0 && !(await this.pull())) return undefined;
+    if (this.#pending.length === 0 && !(await this.#pull())) return undefined;
     const parts: Buffer[] = [];
     for await (const piece of this.pieces(BLOCK_BYTES)) parts.push(piece);
     return Buffer.concat(parts, BLOCK_BYTES);
@@ -299,15 +307,19 @@ class BlockReader {
     for await (const _piece of this.pieces(sizeBytes));
   }
 
-  /** The next `sizeBytes` bytes in pieces as they were decoded; the stream ending first is a truncation. */
+  /**
+   * The next `sizeBytes` bytes in pieces as they were decoded; the stream ending first is a
+   * truncation. However large a size the archive claims, every turn of the loop consumes decoded
+   * bytes, which are bounded by `maxBytes`.
+   */
   async *pieces(sizeBytes: number): AsyncGenerator<Buffer> {
     let remaining = sizeBytes;
     while (remaining > 0) {
-      if (this.pending.length === 0 && !(await this.pull())) {
+      if (this.#pending.length === 0 && !(await this.#pull())) {
         throw sourceInvalid('the archive is truncated: it ends in the middle of an entry');
       }
-      const piece = this.pending.subarray(0, remaining);
-      this.pending = this.pending.subarray(piece.length);
+      const piece = this.#pending.subarray(0, remaining);
+      this.#pending = this.#pending.subarray(piece.length);
       remaining -= piece.length;
       yield piece;
     }
@@ -315,23 +327,23 @@ class BlockReader {
 
   /** Reads (and counts) what follows the end-of-archive block: tar pads to 10 KiB records. */
   async drain(): Promise<void> {
-    this.pending = Buffer.alloc(0);
-    while (await this.pull());
+    this.#pending = Buffer.alloc(0);
+    while (await this.#pull());
   }
 
   /** Stops decoding (the decoder is destroyed, the source unpiped). */
   async close(): Promise<void> {
-    await this.chunks.return?.();
+    await this.#chunks.return?.();
   }
 
-  private async pull(): Promise<boolean> {
-    const next = await this.chunks.next();
+  async #pull(): Promise<boolean> {
+    const next = await this.#chunks.next();
     if (next.done === true) return false;
-    this.decodedBytes += next.value.length;
-    if (this.decodedBytes > this.maxBytes) {
-      throw sourceInvalid(`the archive unpacks to more than its bound of ${this.maxBytes} bytes`);
+    this.#decodedBytes += next.value.length;
+    if (this.#decodedBytes > this.#maxBytes) {
+      throw sourceInvalid(`the archive unpacks to more than its bound of ${this.#maxBytes} bytes`);
     }
-    this.pending = next.value;
+    this.#pending = next.value;
     return true;
   }
 }

@@ -1,6 +1,6 @@
 /** ObjectStore on local disk: an object is a regular file, its key the absolute path. */
 import { randomUUID } from 'node:crypto';
-import { createWriteStream, type Dirent } from 'node:fs';
+import { createWriteStream, type Dirent, type Stats } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -67,7 +67,7 @@ export class FileObjectStore implements ObjectStore {
     return withStorageErrors(uri, async () => {
       const stats = await stat(path);
       if (!stats.isFile()) throw new StorageError('NOT_FOUND', `${uri} is a directory, not an object`);
-      return { uri: formatUri({ scheme: 'file', path }), sizeBytes: stats.size };
+      return { uri: formatUri({ scheme: 'file', path }), sizeBytes: stats.size, version: fileVersion(stats) };
     });
   }
 
@@ -82,6 +82,16 @@ export class FileObjectStore implements ObjectStore {
     const path = objectPath(uri);
     await withStorageErrors(uri, () => unlink(path).catch(ifNoObject(undefined)));
   }
+}
+
+/**
+ * The ObjectInfo `version` of a local file. The modification time alone can repeat: the kernel
+ * stamps files from a clock that ticks every few milliseconds, so two writes of the same size in
+ * one tick look alike. `put` writes a new file and renames it over the old one, and the two
+ * exist at once, so the inode tells consecutive puts apart whatever the clock says.
+ */
+export function fileVersion(stats: Stats): string {
+  return `${stats.mtimeMs}-${stats.size}-${stats.ino}`;
 }
 
 async function syncDirectory(directory: string): Promise<void> {
@@ -110,8 +120,8 @@ async function* withinPrefix(directory: string, prefix: string, prefixUri: strin
       if (`${path}/`.startsWith(prefix) || prefix.startsWith(`${path}/`)) yield* withinPrefix(path, prefix, prefixUri);
     } else if (entry.isFile() && path.startsWith(prefix) && !entry.name.endsWith(PARTIAL_SUFFIX)) {
       // A file removed since readdir is simply not listed.
-      const size = await stat(path).then((stats) => stats.size, ifNoObject(undefined));
-      if (size !== undefined) yield { uri: formatUri({ scheme: 'file', path }), sizeBytes: size };
+      const stats = await stat(path).catch(ifNoObject(undefined));
+      if (stats !== undefined) yield { uri: formatUri({ scheme: 'file', path }), sizeBytes: stats.size, version: fileVersion(stats) };
     }
   }
 }

@@ -9,6 +9,12 @@ export interface ObjectInfo {
   /** Full URI of the object, in the scheme of the store (`s3://b/k` or `file:///p`). */
   readonly uri: string;
   readonly sizeBytes: number;
+  /**
+   * Changes whenever the object is written, even with the same size: the ETag on S3; the
+   * modification time (ms), size and inode on local disk. Opaque: compare it, never parse it.
+   * Absent where a store cannot tell.
+   */
+  readonly version?: string | undefined;
 }
 
 export interface PutOptions {
@@ -25,7 +31,7 @@ export interface ObjectStore {
   /** Reads a whole (small) object. */
   getBuffer(uri: string): Promise<Buffer>;
   exists(uri: string): Promise<boolean>;
-  /** The object's size; rejects with StorageError code `NOT_FOUND` when absent. */
+  /** The object's size and version; rejects with StorageError code `NOT_FOUND` when absent. */
   stat(uri: string): Promise<ObjectInfo>;
   /**
    * Every object whose URI starts with `prefixUri` (a string prefix, as in S3: `…/run-1` also

@@ -115,7 +115,7 @@ export class S3ObjectStore implements ObjectStore {
   async stat(uri: string): Promise<ObjectInfo> {
     const { bucket, key } = s3ObjectLocation(uri);
     const head = await withStorageErrors(uri, () => this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })));
-    return { uri, sizeBytes: head.ContentLength ?? 0 };
+    return { uri, sizeBytes: head.ContentLength ?? 0, version: head.ETag };
   }
 
   async *list(prefixUri: string): AsyncIterable<ObjectInfo> {
@@ -125,7 +125,7 @@ export class S3ObjectStore implements ObjectStore {
       for await (const page of pages) {
         for (const object of page.Contents ?? []) {
           if (object.Key === undefined) continue;
-          yield { uri: formatUri({ scheme: 's3', bucket, key: object.Key }), sizeBytes: object.Size ?? 0 };
+          yield { uri: formatUri({ scheme: 's3', bucket, key: object.Key }), sizeBytes: object.Size ?? 0, version: object.ETag };
         }
       }
     } catch (error) {

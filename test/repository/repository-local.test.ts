@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, realpath, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +40,22 @@ before(async () => {
   await symlink(outside, join(repo, 'escape'));
   await symlink(join(outside, 'stolen.tar.gz'), join(repo, 'escape.tar.gz'));
   await symlink(join(repo, 'mlp'), join(repo, 'alias'));
+
+  // Model directories whose entries lead elsewhere, and one whose link stays inside it.
+  await mkdir(join(repo, 'linked'));
+  await symlink(join(outside, 'model.onnx'), join(repo, 'linked', 'model.onnx'));
+  await mkdir(join(repo, 'to-mlp'));
+  await symlink('../mlp/model.onnx', join(repo, 'to-mlp', 'model.onnx'));
+  await mkdir(join(repo, 'zeros'));
+  await symlink('/dev/zero', join(repo, 'zeros', 'model.onnx'));
+  await mkdir(join(repo, 'dangling'));
+  await symlink(join(work, 'nothing-here.onnx'), join(repo, 'dangling', 'model.onnx'));
+  await mkdir(join(repo, 'fifo'));
+  await copyFile(MLP_MODEL, join(repo, 'fifo', 'model.onnx'));
+  execFileSync('mkfifo', [join(repo, 'fifo', 'inferd.json')]);
+  await mkdir(join(repo, 'inside', 'weights'), { recursive: true });
+  await copyFile(MLP_MODEL, join(repo, 'inside', 'weights', 'mlp.bin'));
+  await symlink('weights/mlp.bin', join(repo, 'inside', 'model.onnx'));
 });
 after(() => rm(work, { recursive: true, force: true }));
 
@@ -51,6 +70,8 @@ describe('model repository on a local directory', () => {
     const { models, cacheDir } = await repository();
     assert.deepEqual(await models.fetch('mlp'), { dir: await realpath(join(repo, 'mlp')), url: join(repo, 'mlp'), fetched: false });
     assert.deepEqual(await models.fetch('./alias'), { dir: await realpath(join(repo, 'mlp')), url: join(repo, 'alias'), fetched: false });
+    // A link among its entries is fine while it stays inside the model directory.
+    assert.deepEqual(await models.fetch('inside'), { dir: await realpath(join(repo, 'inside')), url: join(repo, 'inside'), fetched: false });
     assert.deepEqual(await readdir(cacheDir), []);
   });
 
@@ -86,7 +107,11 @@ describe('model repository on a local directory', () => {
     assert.equal(second.fetched, true);
     assert.notEqual(second.dir, first.dir);
     assert.equal(await readFile(join(second.dir, 'model.onnx'), 'utf8'), 'other');
+    // The copy of the old archive is removed; the copies of other targets are not.
+    assert.equal(existsSync(first.dir), false);
+    await models.fetch('churn.tar.gz');
     assert.equal((await readdir(cacheDir)).length, 2);
+    assert.equal(existsSync(second.dir), true);
   });
 
   it('shares one unpacking among concurrent fetches of one archive', async () => {
@@ -107,6 +132,11 @@ describe('model repository on a local directory', () => {
       ['escape', 'INFERD_ERR_MODEL_SOURCE_INVALID', /outside the model repository/],
       ['escape/model.onnx', 'INFERD_ERR_MODEL_SOURCE_INVALID', /outside the model repository/],
       ['escape.tar.gz', 'INFERD_ERR_MODEL_SOURCE_INVALID', /outside the model repository/],
+      ['linked', 'INFERD_ERR_MODEL_SOURCE_INVALID', /"model\.onnx", a symbolic link that leads outside the model directory/],
+      ['to-mlp', 'INFERD_ERR_MODEL_SOURCE_INVALID', /"model\.onnx", a symbolic link that leads outside the model directory/],
+      ['zeros', 'INFERD_ERR_MODEL_SOURCE_INVALID', /"model\.onnx", a symbolic link that leads outside the model directory/],
+      ['dangling', 'INFERD_ERR_MODEL_SOURCE_INVALID', /"model\.onnx", a symbolic link that leads nowhere/],
+      ['fifo', 'INFERD_ERR_MODEL_SOURCE_INVALID', /"inferd\.json", which is neither a file nor a directory/],
       ['links.tar.gz', 'INFERD_ERR_MODEL_SOURCE_INVALID', /symbolic link/],
       ['../outside', 'INFERD_ERR_MODEL_SOURCE_INVALID', /"\.\."/],
       ['/etc', 'INFERD_ERR_MODEL_SOURCE_INVALID', /absolute/],
@@ -121,6 +151,29 @@ describe('model repository on a local directory', () => {
     const { models, cacheDir } = await repository({ maxModelBytes: onnx.length });
     await assert.rejects(models.fetch('churn.tar.gz'), { code: 'INFERD_ERR_MODEL_SOURCE_INVALID', message: /bound/ });
     assert.deepEqual(await readdir(cacheDir), []);
+  });
+
+  it('removes, on its first fetch, the partial directories of processes that died mid-download, and only those', async () => {
+    const cacheDir = await mkdtemp(join(work, 'cache-'));
+    const entry = `${'a'.repeat(32)}-${'b'.repeat(32)}`;
+    const deadPid = spawnSync(process.execPath, ['-e', '']).pid;
+    const partials = {
+      // A restarted container runs the server under the pid of the one before.
+      restarted: `.${entry}.${process.pid}.0badf00d.${randomUUID()}.partial`,
+      dead: `.${entry}.${deadPid}.0badf00d.${randomUUID()}.partial`,
+      unnamed: `.${entry}.${randomUUID()}.partial`,
+      // A live process (a cluster worker beside this one) is still writing its own.
+      live: `.${entry}.${process.ppid}.0badf00d.${randomUUID()}.partial`,
+    };
+    for (const name of Object.values(partials)) {
+      await mkdir(join(cacheDir, name));
+      await writeFile(join(cacheDir, name, 'model.onnx'), 'half');
+    }
+    await mkdir(join(cacheDir, entry));
+    const models = new ModelRepository({ root: repo, cacheDir, maxModelBytes: 64 * MiB }, (uri) => openObjectStore(uri, {}));
+    assert.equal((await readdir(cacheDir)).length, 5, 'making the repository touches nothing');
+    await models.fetch('mlp');
+    assert.deepEqual((await readdir(cacheDir)).sort(), [partials.live, entry].sort());
   });
 
   it('says MODEL_NOT_FOUND when the repository itself is missing', async () => {

@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import { ModelRepository } from '../../src/repository/repository.js';
 import type { ObjectStore } from '../../src/storage/object-store.js';
 import { openObjectStore } from '../../src/storage/open-store.js';
 import { S3RVER_ENV, startS3Server, type S3Server } from '../s3-server.js';
-import { MLP_MODEL, systemTar, tarGz } from './tar-writer.js';
+import { MLP_MODEL, systemTar, tarArchive, tarGz } from './tar-writer.js';
 
 Object.assign(process.env, S3RVER_ENV);
 process.env.AWS_EC2_METADATA_DISABLED = 'true';
@@ -78,16 +80,42 @@ describe('model repository on S3 (s3rver)', () => {
     assert.equal(await readFile(join(dir, 'assets', 'vocab.txt'), 'utf8'), 'a\nb\n');
     assert.equal((await models.fetch('mlp')).fetched, false);
 
-    // A file added under the prefix makes it a new model.
+    // A file added under the prefix makes it a new model, and the old copy goes.
     await store.put(`${ROOT}/mlp/assets/extra.txt`, 'extra');
     try {
       const changed = await models.fetch('mlp');
       assert.equal(changed.fetched, true);
       assert.equal(await readFile(join(changed.dir, 'assets', 'extra.txt'), 'utf8'), 'extra');
-      assert.equal((await readdir(cacheDir)).length, 2);
+      assert.deepEqual(await readdir(cacheDir), [basename(changed.dir)]);
+
+      // So does a file rewritten with the same size.
+      await store.put(`${ROOT}/mlp/assets/extra.txt`, 'EXTRA');
+      const rewritten = await models.fetch('mlp');
+      assert.equal(rewritten.fetched, true);
+      assert.equal(await readFile(join(rewritten.dir, 'assets', 'extra.txt'), 'utf8'), 'EXTRA');
+      assert.deepEqual(await readdir(cacheDir), [basename(rewritten.dir)]);
     } finally {
       await store.delete(`${ROOT}/mlp/assets/extra.txt`);
     }
+  });
+
+  it('downloads an archive again when it is overwritten with one of the same size, and removes the old copy', async () => {
+    const { models, cacheDir } = await repository();
+    // Stored, not compressed: the two archives are the same size whatever their content.
+    const archive = (content: string) => gzipSync(tarArchive([{ name: 'model.onnx', content }]), { level: 0 });
+    const [first, retrained] = [archive('first retraining'), archive('other retraining')];
+    assert.equal(first.length, retrained.length);
+    await store.put(`${ROOT}/retrained.tar.gz`, first);
+    const original = await models.fetch('retrained.tar.gz');
+    assert.equal(await readFile(join(original.dir, 'model.onnx'), 'utf8'), 'first retraining');
+
+    await store.put(`${ROOT}/retrained.tar.gz`, retrained);
+    const updated = await models.fetch('retrained.tar.gz');
+    assert.equal(updated.fetched, true);
+    assert.equal(await readFile(join(updated.dir, 'model.onnx'), 'utf8'), 'other retraining');
+    assert.equal(existsSync(original.dir), false, 'the old copy is removed');
+    assert.deepEqual(await readdir(cacheDir), [basename(updated.dir)]);
+    assert.equal((await models.fetch('retrained.tar.gz')).fetched, false);
   });
 
   it('refuses what is not there or not allowed', async () => {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import { gzipSync } from 'node:zlib';
 import { unpackTarGz } from '../../src/repository/tar.js';
 import { MLP_MODEL, bytesUnder, paxRecords, systemTar, tarArchive, tarGz, treeOf, zeroBombTarGz, type TarEntry } from './tar-writer.js';
@@ -149,6 +150,27 @@ describe('unpackTarGz on crafted archives', () => {
     });
   }
 
+  // Each record here passes a check that reads only its last byte; none of them advances.
+  const stuckPax: [string, string][] = [
+    ['a zero length after a valid record', '6 a=b\n0 x'],
+    ['a zero length after a record ending the content', '6 a=b\n0 '],
+    ['a zero length alone', '0 \n'],
+    ['a length shorter than its own prefix', '6 a=b\n2 \n'],
+    ['no "=" in it', '6 a=b\n3 \n'],
+    ['a length past the content', '6 a=b\n99 path=x\n'],
+    ['a length with no space after it', '6 a=b\n12'],
+  ];
+  for (const [name, records] of stuckPax) {
+    it(`refuses a pax record with ${name}, without stopping the event loop`, async () => {
+      const { root, dest } = await sandbox();
+      const archive = tarGz([{ name: 'PaxHeaders/model.onnx', type: 'x', content: records }, { name: 'model.onnx', content: 'x' }]);
+      const outcome = await unpackInWorker(archive, dest, 10_000);
+      assert.equal(outcome.code, 'INFERD_ERR_MODEL_SOURCE_INVALID', outcome.message);
+      assert.match(outcome.message, /pax header record is malformed/);
+      assert.deepEqual(await readdir(root), ['dest']);
+    });
+  }
+
   it('stops a gzip bomb at its bound, long before it is written whole', async () => {
     const bomb = await zeroBombTarGz(200 * MiB);
     assert.ok(bomb.length < MiB, `the bomb is small: ${bomb.length} bytes`);
@@ -168,6 +190,42 @@ describe('unpackTarGz on crafted archives', () => {
     await assert.rejects(unpack(padded, dest, { maxBytes: MiB, maxEntries: 10 }), { code: 'INFERD_ERR_MODEL_SOURCE_INVALID' });
   });
 });
+
+interface Outcome {
+  readonly code?: string;
+  readonly message: string;
+}
+
+/**
+ * Unpacks in a worker thread, terminated after `deadlineMs`: an unpacker stuck in a loop then
+ * fails the test instead of freezing the test process with it.
+ */
+async function unpackInWorker(archive: Buffer, dest: string, deadlineMs: number): Promise<Outcome> {
+  const tarModule = new URL('../../src/repository/tar.js', import.meta.url).href;
+  const source = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const { Readable } = require('node:stream');
+    import(workerData.tarModule)
+      .then(({ unpackTarGz }) => unpackTarGz(Readable.from([Buffer.from(workerData.archive)]), workerData.dest, workerData.limits))
+      .then(() => parentPort.postMessage({ message: 'unpacked' }), (error) => parentPort.postMessage({ code: error.code, message: String(error.message) }));
+  `;
+  const worker = new Worker(source, { eval: true, workerData: { tarModule, archive, dest, limits: LIMITS } });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      new Promise<Outcome>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      }),
+      new Promise<Outcome>((resolve) => {
+        timer = setTimeout(() => resolve({ message: `still unpacking after ${deadlineMs} ms: stuck` }), deadlineMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    await worker.terminate();
+  }
+}
 
 function b64(text: string): string {
   return Buffer.from(text).toString('base64');

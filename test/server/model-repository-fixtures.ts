@@ -72,7 +72,8 @@ export interface LocalRepository {
  * Under `work`: `repo/` holds `forest/` and `mlp/` (directories), `customers/42/model.tar.gz`
  * (mlp, wrapped in a directory), `customers/7/model.tar.gz` (forest, flat), `concurrent/model.tar.gz`
  * (forest), `lru/{a,b,c}` (30 MiB declared each), `busy/{slow,x,y}` (30 MiB declared each),
- * `escape` (a link to a model outside the repository), `churn-forest` (the mlp, under the name
+ * `escape` (a link to a model outside the repository), `linked` (a model directory whose
+ * `model.onnx` links to one outside the repository), `churn-forest` (the mlp, under the name
  * of the `--model-dir` model models/churn-forest), and the refused archives
  * `evil/symlink.tar.gz` and `evil/dotdot.tar.gz`.
  */
@@ -94,7 +95,11 @@ export async function buildLocalRepository(work: string): Promise<LocalRepositor
   await copyModel(MODELS.slow, { memoryMb: 30 }, join(root, 'busy', 'slow'));
   await copyModel(MODELS.mlp, { memoryMb: 30 }, join(root, 'busy', 'x'));
   await copyModel(MODELS.forest, { memoryMb: 30 }, join(root, 'busy', 'y'));
-  await symlink(await copyModel(MODELS.mlp, undefined, join(work, 'outside')), join(root, 'escape'));
+  const outside = await copyModel(MODELS.mlp, undefined, join(work, 'outside'));
+  await symlink(outside, join(root, 'escape'));
+  // A model directory inside the repository, but its model.onnx leads outside.
+  await mkdir(join(root, 'linked'), { recursive: true });
+  await symlink(join(outside, 'model.onnx'), join(root, 'linked', 'model.onnx'));
   // Named as the `--model-dir` model models/churn-forest is, but holding the mlp.
   await copyModel(MODELS.mlp, undefined, join(root, 'churn-forest'));
 

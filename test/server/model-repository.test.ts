@@ -102,8 +102,8 @@ describe('a local-directory repository: TargetModel on every door', () => {
   it('refuses a TargetModel that leads out of the repository: 400 INFERD_ERR_MODEL_SOURCE_INVALID, ValidationError through the SDK', async () => {
     const client = runtimeClient(server.url);
     try {
-      // `escape` is a link in the repository to a model outside it.
-      for (const target of ['../x', '/etc/passwd', 'a/../../b', '../repo/mlp', 'escape']) {
+      // `escape` is a link in the repository to a model outside it; `linked` holds a link to one.
+      for (const target of ['../x', '/etc/passwd', 'a/../../b', '../repo/mlp', 'escape', 'linked']) {
         const answer = await invoke(server.url, toCsv(ref.rows), { ...CSV, [TARGET_MODEL]: target });
         assert.equal(answer.status, 400, `${target}: ${answer.text}`);
         assert.equal(JSON.parse(answer.text).code, 'INFERD_ERR_MODEL_SOURCE_INVALID', target);

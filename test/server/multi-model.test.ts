@@ -5,7 +5,7 @@
  * unload under load, memory released, and the budget's 507.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -80,7 +80,8 @@ describe('SageMaker multi-model endpoint: the container API', () => {
       [{ model_name: 'x', url: '/dev/shm' }, 400, 'INFERD_ERR_MODEL_SOURCE_INVALID'],
       [{ model_name: 'x', url: '/tmp/../proc/1' }, 400, 'INFERD_ERR_MODEL_SOURCE_INVALID'],
       [{ model_name: 'x', url: join(forestUrl, 'model.onnx') }, 400, 'INFERD_ERR_MODEL_SOURCE_INVALID'],
-      [{ model_name: 'x', url: scratch }, 400, 'INFERD_ERR_MODEL_LOAD_FAILED'],
+      // A directory that holds a model directory, but no model.
+      [{ model_name: 'x', url: join(scratch, 'a1b2') }, 400, 'INFERD_ERR_MODEL_LOAD_FAILED'],
       [{ url: forestUrl }, 400, 'INFERD_ERR_BAD_REQUEST'],
       [{ model_name: 'x' }, 400, 'INFERD_ERR_BAD_REQUEST'],
       ['{"model_name": ', 400, 'INFERD_ERR_BODY_MALFORMED'],
@@ -89,6 +90,15 @@ describe('SageMaker multi-model endpoint: the container API', () => {
     const link = join(scratch, 'to-proc');
     await symlink('/proc/self', link);
     cases.push([{ model_name: 'x', url: link }, 400, 'INFERD_ERR_MODEL_SOURCE_INVALID']);
+    // A model directory whose model.onnx leads to a device, or to a model outside it.
+    const zeros = join(scratch, 'zeros', 'model');
+    await mkdir(zeros, { recursive: true });
+    await symlink('/dev/zero', join(zeros, 'model.onnx'));
+    cases.push([{ model_name: 'x', url: zeros }, 400, 'INFERD_ERR_MODEL_SOURCE_INVALID']);
+    const borrowed = join(scratch, 'borrowed', 'model');
+    await mkdir(borrowed, { recursive: true });
+    await symlink(join(forestUrl, 'model.onnx'), join(borrowed, 'model.onnx'));
+    cases.push([{ model_name: 'x', url: borrowed }, 400, 'INFERD_ERR_MODEL_SOURCE_INVALID']);
     for (const [body, status, code] of cases) {
       const answer = await call(server, 'POST', '/models', body);
       assert.equal(answer.status, status, `${JSON.stringify(body)}: ${JSON.stringify(answer.json)}`);

@@ -54,7 +54,8 @@ export function objectStoreContract(name: string, target: () => ContractTarget):
       for (const chunk of patternChunks(size)) expected.update(chunk);
       assert.equal(receivedBytes, size);
       assert.equal(received.digest('hex'), expected.digest('hex'));
-      assert.deepEqual(await collect(store.list(at('large.bin'))), [{ uri: at('large.bin'), sizeBytes: size }]);
+      const { version } = await store.stat(at('large.bin'));
+      assert.deepEqual(await collect(store.list(at('large.bin'))), [{ uri: at('large.bin'), sizeBytes: size, version }]);
     });
 
     it('tells whether an object exists, and deletes it (idempotently)', async () => {
@@ -75,7 +76,10 @@ export function objectStoreContract(name: string, target: () => ContractTarget):
 
       const all = await collect(store.list(at('/')));
       const inOrder = ['a-b', 'a.txt', 'a/x', 'a0', 'b/1', 'b/2', 'b0', 'c'];
-      assert.deepEqual(all, inOrder.map((key) => ({ uri: at(key), sizeBytes: key.length })));
+      assert.deepEqual(
+        all.map(({ uri, sizeBytes }) => ({ uri, sizeBytes })),
+        inOrder.map((key) => ({ uri: at(key), sizeBytes: key.length })),
+      );
       assert.deepEqual(uris(await collect(store.list(at('a')))), ['a-b', 'a.txt', 'a/x', 'a0'].map((key) => at(key)));
       assert.deepEqual(uris(await collect(store.list(at('b/')))), [at('b/1'), at('b/2')]);
       assert.deepEqual(uris(await collect(store.list(at('b')))), [at('b/1'), at('b/2'), at('b0')]);
@@ -95,6 +99,20 @@ export function objectStoreContract(name: string, target: () => ContractTarget):
       assert.equal((await store.stat(at('sized'))).sizeBytes, 1234);
       await store.put(at('empty'), '');
       assert.equal((await store.stat(at('empty'))).sizeBytes, 0);
+    });
+
+    it('changes an object\'s version when it is overwritten, even with the same size, and lists the version stat tells', async () => {
+      const { store, at } = fresh();
+      await store.put(at('model.tar.gz'), 'first retraining');
+      const first = await store.stat(at('model.tar.gz'));
+      await store.put(at('model.tar.gz'), 'other retraining');
+      const second = await store.stat(at('model.tar.gz'));
+      assert.equal(second.sizeBytes, first.sizeBytes);
+      assert.equal(typeof first.version, 'string');
+      assert.notEqual(first.version, '');
+      assert.notEqual(second.version, first.version);
+      assert.deepEqual(await collect(store.list(at('model.tar.gz'))), [second]);
+      assert.equal((await store.stat(at('model.tar.gz'))).version, second.version, 'unchanged while the object is');
     });
   });
 }

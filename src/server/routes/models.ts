@@ -4,10 +4,9 @@
  * unload (docs/many-models.md). One shape for every mode, `modelName` and `modelUrl` first, so
  * one client reads both.
  */
-import { realpath, stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { InferdError } from '../../errors.js';
+import { checkModelEntries, modelDirectoryOf } from '../../repository/model-source.js';
 import type { ModelView, Runtime } from '../../runtime/runtime.js';
 
 export interface ModelRoutesSettings {
@@ -18,12 +17,8 @@ export interface ModelRoutesSettings {
 /** As MMS: a page holds at most 100 models unless `limit` says fewer. */
 const MAX_PAGE_SIZE = 100;
 const MAX_MODEL_NAME_LENGTH = 1024;
-/** No model is ever loaded from the kernel's or devices' pseudo-files (as Triton refuses them). */
-const REFUSED_ROOTS = ['/proc', '/sys', '/dev'];
 
 const badRequest = (message: string) => new InferdError('INFERD_ERR_BAD_REQUEST', message);
-const sourceInvalid = (message: string) => new InferdError('INFERD_ERR_MODEL_SOURCE_INVALID', message);
-const isUnder = (path: string, root: string) => path === root || path.startsWith(`${root}/`);
 
 function describe(view: ModelView, runtime: Runtime) {
   const stats = runtime.statsOf(view.name);
@@ -68,24 +63,6 @@ function loadRequestOf(body: unknown): { name: string; url: string } {
   return { name, url };
 }
 
-/** The model directory a load `url` names, refused under /proc, /sys and /dev, links followed. */
-async function modelDirectoryOf(url: string): Promise<string> {
-  if (!url.startsWith('/')) throw sourceInvalid(`url ${url} must be an absolute path`);
-  const refuse = (path: string) => {
-    if (REFUSED_ROOTS.some((root) => isUnder(path, root))) throw sourceInvalid(`url ${url} is under ${REFUSED_ROOTS.join(', ')}, which never hold models`);
-  };
-  refuse(resolve(url));
-  let real: string;
-  try {
-    real = await realpath(url);
-  } catch {
-    throw new InferdError('INFERD_ERR_MODEL_NOT_FOUND', `url ${url} does not exist`);
-  }
-  refuse(real);
-  if (!(await stat(real)).isDirectory()) throw sourceInvalid(`url ${url} must name a model directory`);
-  return real;
-}
-
 export function modelRoutes(runtime: Runtime, { multiModel }: ModelRoutesSettings) {
   return async (app: FastifyInstance) => {
     app.get('/models', async (request) => {
@@ -103,6 +80,7 @@ export function modelRoutes(runtime: Runtime, { multiModel }: ModelRoutesSetting
     app.post('/models', async (request, reply) => {
       const { name, url } = loadRequestOf(request.body);
       const dir = await modelDirectoryOf(url);
+      await checkModelEntries(dir, `url ${url}`);
       request.log.info({ model: name, url, targetModel: request.headers['x-amzn-sagemaker-target-model'] }, `loading model ${name}`);
       await runtime.load(name, { dir, url });
       return reply.type('application/json').send({ status: `Model "${name}" loaded` });
