@@ -11,11 +11,15 @@ const renameWorkers = (raw: unknown) => {
 export const ModelConfigSchema = z.preprocess(renameWorkers, z
   .object({
     name: z.string().min(1).optional().describe('Model name in logs and `/models`; default: the directory name.'),
+    backend: z
+      .enum(['onnx', 'tfjs'])
+      .optional()
+      .describe('`onnx` (ONNX Runtime) or `tfjs` (TensorFlow.js); unset: `onnx` when the directory holds an `.onnx` file, else `tfjs` when it holds a `model.json`.'),
     model: z
       .string()
-      .regex(/^[^/\\]+\.onnx$/, 'must be the file name of an .onnx file in the model directory')
+      .regex(/^[^/\\]+\.(onnx|json)$/, 'must be the file name of an .onnx file (or a TF.js .json) in the model directory')
       .optional()
-      .describe('Which `.onnx` file to serve; required when the directory holds several.'),
+      .describe('Which model file to serve: the `.onnx` file, required when the directory holds several; for TF.js, its `model.json` under another name.'),
     inputs: z
       .array(z.string().min(1))
       .min(1)

@@ -2,11 +2,15 @@ import { readdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { InferdError } from '../errors.js';
 import { ModelConfigSchema, type ModelConfig } from '../config/model-schema.js';
+import { BACKENDS, detectBackend } from './backends.js';
+import type { BackendName } from './worker-protocol.js';
 
 export interface ModelLocation {
   readonly name: string;
   readonly dir: string;
-  readonly onnxPath: string;
+  readonly backend: BackendName;
+  /** The file the backend loads: the `.onnx` file, or `model.json`. */
+  readonly modelPath: string;
   readonly config: ModelConfig;
 }
 
@@ -32,7 +36,10 @@ async function readModelConfig(dir: string, entries: readonly string[]): Promise
   return result.data;
 }
 
-/** Finds the one `.onnx` file of a model directory and its validated `inferd.json`. */
+/**
+ * Finds the model of a directory: its backend (inferd.json's `backend`, else detected from its
+ * files), the one file that backend loads, and its validated `inferd.json`.
+ */
 export async function locateModel(modelDir: string): Promise<ModelLocation> {
   const dir = resolve(modelDir);
   let entries: string[];
@@ -42,18 +49,19 @@ export async function locateModel(modelDir: string): Promise<ModelLocation> {
     throw loadFailed(`cannot read model directory ${dir}: ${(error as Error).message}`, error);
   }
   const config = await readModelConfig(dir, entries);
-  const onnxFiles = entries.filter((entry) => entry.endsWith('.onnx')).sort();
+  const backend = config.backend ?? detectBackend(entries);
+  if (backend === undefined) throw loadFailed(`no .onnx file or TF.js model.json in model directory ${dir}`);
+  const { candidates, describeFile } = BACKENDS[backend];
+  const files = candidates(entries);
   let file = config.model;
   if (file === undefined) {
-    if (onnxFiles.length === 0) throw loadFailed(`no .onnx file in model directory ${dir}`);
-    if (onnxFiles.length > 1) {
-      throw loadFailed(
-        `model directory ${dir} holds several .onnx files (${onnxFiles.join(', ')}); name one as "model" in ${CONFIG_FILE}`,
-      );
+    if (files.length === 0) throw loadFailed(`no ${describeFile} in model directory ${dir} (inferd.json says "backend": "${backend}")`);
+    if (files.length > 1) {
+      throw loadFailed(`model directory ${dir} holds several ${describeFile}s (${files.join(', ')}); name one as "model" in ${CONFIG_FILE}`);
     }
-    file = onnxFiles[0]!;
-  } else if (!onnxFiles.includes(file)) {
+    file = files[0]!;
+  } else if (!entries.includes(file)) {
     throw loadFailed(`${CONFIG_FILE} names "${file}", which is not in ${dir}`);
   }
-  return { name: config.name ?? basename(dir), dir, onnxPath: join(dir, file), config };
+  return { name: config.name ?? basename(dir), dir, backend, modelPath: join(dir, file), config };
 }

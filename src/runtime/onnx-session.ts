@@ -53,12 +53,12 @@ export async function loadSession(options: WorkerOptions): Promise<LoadedSession
   let provider = options.executionProvider;
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(options.onnxPath, sessionOptions(options, provider));
+    session = await ort.InferenceSession.create(options.modelPath, sessionOptions(options, provider));
   } catch (error) {
     if (provider !== 'cuda' || options.requireGpu) throw error;
     warnings.push(`CUDA execution provider unavailable, falling back to CPU: ${(error as Error).message}`);
     provider = 'cpu';
-    session = await ort.InferenceSession.create(options.onnxPath, sessionOptions(options, provider));
+    session = await ort.InferenceSession.create(options.modelPath, sessionOptions(options, provider));
   }
   return { session, provider, signature: readSignature(session, options.outputs), warnings };
 }

@@ -217,6 +217,8 @@ export class Runtime {
       {
         model: info.name,
         url,
+        backend: info.backend,
+        engine: info.engine,
         provider: info.provider,
         instances: info.instances,
         minInstances: info.minInstances,
@@ -227,7 +229,7 @@ export class Runtime {
         footprintSource: entry.footprintSource,
         loadMs: Math.round(entry.loadMs),
       },
-      `model ${info.name} ready on ${info.provider.toUpperCase()} with ${info.instances} instance(s)${scaling}`,
+      `model ${info.name} ready on ${info.provider.toUpperCase()} (${info.backend === 'onnx' ? 'ONNX Runtime' : `TF.js ${info.engine}`}) with ${info.instances} instance(s)${scaling}`,
     );
     return served;
   }
@@ -239,7 +241,7 @@ export class Runtime {
   async #startWithinBudget(entry: Entry, location: ModelLocation): Promise<ServedModel> {
     const declared = location.config.memoryMb === undefined ? undefined : location.config.memoryMb * MIB;
     const artifact = await artifactBytes(location);
-    const estimate = declared ?? this.#knownFootprints.get(location.onnxPath) ?? artifact;
+    const estimate = declared ?? this.#knownFootprints.get(location.modelPath) ?? artifact;
     let served: ServedModel;
     let rssGrowth: number;
     await this.#slots.acquire();
@@ -262,7 +264,7 @@ export class Runtime {
     // memory, hence `memoryMb` in inferd.json.
     entry.footprintSource = declared !== undefined ? 'declared' : rssGrowth > artifact ? 'measured' : 'artifact';
     entry.footprintBytes = declared ?? Math.max(rssGrowth, artifact);
-    this.#knownFootprints.set(location.onnxPath, entry.footprintBytes);
+    this.#knownFootprints.set(location.modelPath, entry.footprintBytes);
     // A batch finishing may leave the model idle: a load waiting for room looks again.
     served.observe({ completed: () => this.#roomChanged.notify() });
     try {

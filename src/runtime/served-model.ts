@@ -9,7 +9,8 @@ import { batchLayout } from './batch-merge.js';
 import { Batcher, type BatchingOptions, type BatchObserver, type BatcherStats, type InferenceResult, type SubmitOptions } from './batcher.js';
 import type { ModelLocation } from './model-dir.js';
 import { WorkerPool } from './worker-pool.js';
-import type { ExecutionProviderName } from './worker-protocol.js';
+import { BACKENDS } from './backends.js';
+import type { BackendName, ExecutionProviderName } from './worker-protocol.js';
 
 /**
  * Batches out per instance: one running and one waiting in the pool's queue for the first free
@@ -21,8 +22,11 @@ const BATCHES_PER_INSTANCE = 2;
 
 export interface ModelInfo {
   readonly name: string;
-  /** The `.onnx` file served. */
+  /** The file served: the `.onnx` file, or TF.js's `model.json`. */
   readonly path: string;
+  readonly backend: BackendName;
+  /** What computes: ONNX Runtime's execution provider, or the TF.js engine (`wasm`, `tfjs-node`, `tfjs-node-gpu`). */
+  readonly engine: string;
   readonly provider: ExecutionProviderName;
   readonly requestedProvider: ExecutionProviderName;
   /** Instances at start; with autoscaling the pool moves between `minInstances` and `maxInstances`. */
@@ -82,14 +86,17 @@ export class ServedModel {
     this.#observers = observers;
   }
 
-  /** Loads the model in every instance and warms each up; rejects with the model's own error. */
+  /**
+   * Loads the model in every instance of its backend and warms each up; rejects with the model's
+   * own error. `workerFile` replaces the backend's worker entry, for tests.
+   */
   static async start(name: string, location: ModelLocation, defaults: ServingDefaults, log: ModelLogger, workerFile?: string): Promise<ServedModel> {
     const range = instanceRange(location, defaults, log);
     const { config } = location;
     const started = await WorkerPool.start(
       range.initial,
       {
-        onnxPath: location.onnxPath,
+        modelPath: location.modelPath,
         executionProvider: config.executionProvider,
         deviceId: config.deviceId,
         requireGpu: defaults.requireGpu,
@@ -98,7 +105,7 @@ export class ServedModel {
         outputs: config.outputs,
       },
       (error) => log.error({ err: error, model: name }, 'inference worker error'),
-      workerFile,
+      workerFile ?? BACKENDS[location.backend].workerFile,
     );
     for (const warning of started.warnings) log.warn({ model: name }, warning);
     try {
@@ -128,7 +135,9 @@ export class ServedModel {
     started.pool.onResize((instances) => batcher.resize(instances * BATCHES_PER_INSTANCE));
     const info: ModelInfo = {
       name,
-      path: location.onnxPath,
+      path: location.modelPath,
+      backend: location.backend,
+      engine: started.engine,
       provider: started.provider,
       requestedProvider: config.executionProvider,
       instances: range.initial,

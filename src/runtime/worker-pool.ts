@@ -5,7 +5,6 @@
  * ≥ 1.25 aborts the process then): an instance grows in by loading and warming up before it takes
  * work, and leaves by taking no more work, finishing what it holds, and only then closing.
  */
-import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { ModelSignature, NamedTensors } from '../codecs/tensor.js';
 import { InferdError } from '../errors.js';
@@ -18,14 +17,13 @@ import {
   type WorkerStartMessage,
 } from './worker-protocol.js';
 
-const WORKER_FILE = fileURLToPath(new URL('./inference-worker.js', import.meta.url));
-
 type ReadyMessage = Extract<WorkerStartMessage, { type: 'inferd:ready' }>;
 
 export interface StartedPool {
   readonly pool: WorkerPool;
   readonly signature: ModelSignature;
   readonly provider: ExecutionProviderName;
+  readonly engine: string;
   readonly warnings: readonly string[];
 }
 
@@ -107,13 +105,13 @@ function startInstance(workerFile: string, worker: WorkerOptions, onWorkerError:
     const onMessage = (message: unknown) => {
       if (!isWorkerStartMessage(message)) return;
       // The model's own fault (ONNX Runtime refuses it): the client who sent it can fix it.
-      if (message.type === 'inferd:load-failed') return fail(new InferdError('INFERD_ERR_MODEL_LOAD_FAILED', `cannot load ${worker.onnxPath}: ${message.message}`));
+      if (message.type === 'inferd:load-failed') return fail(new InferdError('INFERD_ERR_MODEL_LOAD_FAILED', `cannot load ${worker.modelPath}: ${message.message}`));
       done();
       // The instance listens for errors from here on: an unheard worker error would end the process.
       resolve({ instance: new Instance(piscina, onWorkerError), ready: message });
     };
     // The worker itself died (out of memory, a native abort): the server's fault, not the model's.
-    const onError = (error: Error) => fail(new InferdError('INFERD_ERR_INTERNAL', `a model worker stopped while loading ${worker.onnxPath}`, { cause: error }));
+    const onError = (error: Error) => fail(new InferdError('INFERD_ERR_INTERNAL', `a model worker stopped while loading ${worker.modelPath}`, { cause: error }));
     piscina.on('message', onMessage);
     piscina.on('error', onError);
   });
@@ -149,9 +147,9 @@ export class WorkerPool {
 
   /**
    * Starts `size` instances and resolves once every one has loaded and warmed up its session.
-   * `workerFile` is for tests, which need a worker whose tasks end when they say so.
+   * `workerFile` is the backend's worker entry (backends.ts); tests give one whose tasks end when they say so.
    */
-  static async start(size: number, worker: WorkerOptions, onWorkerError: (error: Error) => void, workerFile = WORKER_FILE): Promise<StartedPool> {
+  static async start(size: number, worker: WorkerOptions, onWorkerError: (error: Error) => void, workerFile: string): Promise<StartedPool> {
     const started = await Promise.allSettled(Array.from({ length: size }, () => startInstance(workerFile, worker, onWorkerError)));
     const failure = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     const instances = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
@@ -162,7 +160,7 @@ export class WorkerPool {
     const first = instances[0]!.ready;
     const pool = new WorkerPool(workerFile, worker, onWorkerError, first);
     for (const { instance } of instances) pool.#adopt(instance);
-    return { pool, signature: first.signature, provider: first.provider, warnings: first.warnings };
+    return { pool, signature: first.signature, provider: first.provider, engine: first.engine, warnings: first.warnings };
   }
 
   /** Tells `listener` the number of instances taking work whenever it changes. */
@@ -217,7 +215,7 @@ export class WorkerPool {
             : undefined;
       if (differs) {
         await instance.close();
-        throw new InferdError('INFERD_ERR_MODEL_LOAD_FAILED', `a new instance of ${this.#worker.onnxPath} ${differs}: not added`);
+        throw new InferdError('INFERD_ERR_MODEL_LOAD_FAILED', `a new instance of ${this.#worker.modelPath} ${differs}: not added`);
       }
       this.#adopt(instance);
     } finally {

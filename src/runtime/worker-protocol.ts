@@ -4,8 +4,13 @@ import type { ErrorCode } from '../errors.js';
 
 export type ExecutionProviderName = 'cpu' | 'cuda';
 
+/** The libraries a model runs on: ONNX Runtime, or TensorFlow.js. */
+export type BackendName = 'onnx' | 'tfjs';
+
+/** What every backend's worker entry is started with. */
 export interface WorkerOptions {
-  readonly onnxPath: string;
+  /** The file the backend loads: the `.onnx` file, or TF.js's `model.json`. */
+  readonly modelPath: string;
   readonly executionProvider: ExecutionProviderName;
   readonly deviceId: number;
   readonly requireGpu: boolean;
@@ -20,7 +25,10 @@ export type WorkerStartMessage =
   | {
       readonly type: 'inferd:ready';
       readonly signature: ModelSignature;
+      /** Where it computes: the CPU, or a CUDA GPU. */
       readonly provider: ExecutionProviderName;
+      /** What computes: ONNX Runtime's execution provider, or the TF.js engine in use (`wasm`, `tfjs-node`...). */
+      readonly engine: string;
       readonly warnings: readonly string[];
     }
   | { readonly type: 'inferd:load-failed'; readonly message: string };

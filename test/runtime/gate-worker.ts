@@ -15,7 +15,7 @@ export const GATE_SIGNATURE = {
 
 function start(): (task: InferenceTask) => InferenceOutcome {
   const gates = new Int32Array((workerData as { gates: SharedArrayBuffer }).gates);
-  const ready: WorkerStartMessage = { type: 'inferd:ready', signature: GATE_SIGNATURE, provider: 'cpu', warnings: [] };
+  const ready: WorkerStartMessage = { type: 'inferd:ready', signature: GATE_SIGNATURE, provider: 'cpu', engine: 'gate', warnings: [] };
   parentPort!.postMessage(ready);
   return ({ inputs }) => {
     const gate = inputs.x!.data[0] as number;

@@ -21,7 +21,7 @@ describe('locateModel', () => {
   it('takes the one .onnx file and defaults the configuration', async () => {
     const location = await locateModel(MODELS.forest);
     assert.equal(location.name, 'churn-forest');
-    assert.equal(location.onnxPath, join(MODELS.forest, 'model.onnx'));
+    assert.equal(location.modelPath, join(MODELS.forest, 'model.onnx'));
     assert.equal(location.config.executionProvider, 'cpu');
     assert.equal(location.config.intraOpNumThreads, 1);
   });
@@ -29,7 +29,7 @@ describe('locateModel', () => {
   it('lets inferd.json choose among several files and name the model', async () => {
     const dir = await modelDir({ 'a.onnx': forest, 'b.onnx': forest, 'inferd.json': '{"model": "b.onnx", "name": "churn"}' });
     const location = await locateModel(dir);
-    assert.equal(location.onnxPath, join(dir, 'b.onnx'));
+    assert.equal(location.modelPath, join(dir, 'b.onnx'));
     assert.equal(location.name, 'churn');
   });
 

@@ -9,12 +9,13 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { NamedTensors } from '../../src/codecs/tensor.js';
+import { BACKENDS } from '../../src/runtime/backends.js';
 import { WorkerPool } from '../../src/runtime/worker-pool.js';
 import type { InferenceOutcome, WorkerOptions } from '../../src/runtime/worker-protocol.js';
 import { MODELS } from '../helper.js';
 
 const WORKER: WorkerOptions = {
-  onnxPath: `${MODELS.slow}/model.onnx`,
+  modelPath: `${MODELS.slow}/model.onnx`,
   executionProvider: 'cpu',
   deviceId: 0,
   requireGpu: false,
@@ -43,7 +44,7 @@ const workerErrors: Error[] = [];
 const pools: WorkerPool[] = [];
 async function startPool(size: number, workerFile?: string): Promise<WorkerPool> {
   const worker = workerFile ? ({ ...WORKER, gates: gates.buffer } as WorkerOptions) : WORKER;
-  const { pool } = await WorkerPool.start(size, worker, (error) => workerErrors.push(error), workerFile);
+  const { pool } = await WorkerPool.start(size, worker, (error) => workerErrors.push(error), workerFile ?? BACKENDS.onnx.workerFile);
   pools.push(pool);
   return pool;
 }

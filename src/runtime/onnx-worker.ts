@@ -83,6 +83,7 @@ async function start(): Promise<(task: InferenceTask) => Promise<unknown>> {
     type: 'inferd:ready',
     signature: loaded.signature,
     provider: loaded.provider,
+    engine: loaded.provider,
     warnings: loaded.warnings,
   };
   parentPort!.postMessage(ready);
