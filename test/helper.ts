@@ -14,6 +14,7 @@ export const MODELS = {
   tokens: `${REPO_ROOT}test/fixtures/models/token-scores`,
   fixedBatch: `${REPO_ROOT}test/fixtures/models/fixed-batch`,
   int64Step: `${REPO_ROOT}test/fixtures/models/int64-step`,
+  tfjsGatherOob: `${REPO_ROOT}test/fixtures/models/tfjs-gather-oob`,
 };
 
 export interface Reference {

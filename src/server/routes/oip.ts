@@ -29,7 +29,8 @@ export interface OipContext {
 
 /** Sent by clients of the binary tensor data extension: the length of the JSON part of the body. */
 const BINARY_HEADER = 'inference-header-content-length';
-const PLATFORM = 'onnxruntime_onnx';
+/** Triton's platform names: ONNX Runtime's is `onnxruntime_onnx`; TF.js has none there. */
+const PLATFORMS = { onnx: 'onnxruntime_onnx', tfjs: 'tensorflowjs' } as const;
 
 
 /** inferd's version, for the server metadata; absent when package.json cannot be read. */
@@ -90,7 +91,7 @@ export function oipRoutes({ dataPlane, runtime, readiness, lifecycle, metrics }:
       return json(reply, {
         name: model.name,
         versions: [],
-        platform: PLATFORM,
+        platform: PLATFORMS[model.backend],
         inputs: model.signature.inputs.map(tensorMetadata),
         outputs: model.signature.outputs.map(tensorMetadata),
       });
