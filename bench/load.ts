@@ -21,7 +21,10 @@ export interface LoadSummary {
   readonly timeouts: number;
 }
 
-export function loadRequests(scenario: Scenario, bodies: readonly Buffer[]): autocannon.Request[] {
+/** What a load needs to know of its scenario; bench/run.ts passes a whole Scenario. */
+export type LoadShape = Pick<Scenario, 'contentType' | 'connections' | 'rowsPerRequest'>;
+
+export function loadRequests(scenario: LoadShape, bodies: readonly Buffer[]): autocannon.Request[] {
   return bodies.map((body) => ({
     method: 'POST',
     path: '/invocations',
@@ -30,7 +33,7 @@ export function loadRequests(scenario: Scenario, bodies: readonly Buffer[]): aut
   }));
 }
 
-export async function runLoad(url: string, scenario: Scenario, requests: autocannon.Request[], durationS: number): Promise<LoadSummary> {
+export async function runLoad(url: string, scenario: LoadShape, requests: autocannon.Request[], durationS: number): Promise<LoadSummary> {
   const result = await autocannon({
     url,
     connections: scenario.connections,

@@ -19,7 +19,8 @@ const USAGE = `Usage: inferd serve [--model-dir DIR] [--port N] [--instances N] 
        inferd monitor baseline|check ...   (inferd monitor --help)
        inferd autoscale simulate --trace FILE.csv --policy FILE.json [--out DIR]   (inferd autoscale --help)
 
-Serves the ONNX model in DIR over SageMaker's container contract (GET /ping, POST /invocations).
+Serves the model in DIR (an .onnx file, or a TF.js model.json) over SageMaker's container contract
+(GET /ping, POST /invocations).
 Every setting can also come from the environment; see docs/configuration.md.`;
 
 function parseCommandLine(argv: readonly string[]) {

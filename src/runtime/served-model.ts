@@ -1,5 +1,5 @@
 /**
- * One loaded model: its worker pool (one ONNX Runtime session per instance), its batcher, its
+ * One loaded model: its worker pool (one instance of the model per worker thread, on its backend), its batcher, its
  * signature. The registry (runtime.ts) holds these by name; it knows nothing of what is inside.
  */
 import { availableParallelism } from 'node:os';
