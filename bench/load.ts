@@ -22,15 +22,11 @@ export interface LoadSummary {
 }
 
 /** What a load needs to know of its scenario; bench/run.ts passes a whole Scenario. */
-export type LoadShape = Pick<Scenario, 'contentType' | 'connections' | 'rowsPerRequest'>;
+export type LoadShape = Pick<Scenario, 'contentType' | 'connections' | 'rowsPerRequest'> & { readonly accept?: string };
 
 export function loadRequests(scenario: LoadShape, bodies: readonly Buffer[]): autocannon.Request[] {
-  return bodies.map((body) => ({
-    method: 'POST',
-    path: '/invocations',
-    headers: { 'content-type': scenario.contentType },
-    body,
-  }));
+  const headers = { 'content-type': scenario.contentType, ...(scenario.accept !== undefined && { accept: scenario.accept }) };
+  return bodies.map((body) => ({ method: 'POST', path: '/invocations', headers, body }));
 }
 
 export async function runLoad(url: string, scenario: LoadShape, requests: autocannon.Request[], durationS: number): Promise<LoadSummary> {

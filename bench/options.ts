@@ -10,6 +10,8 @@ export const SCENARIO_IDS: readonly ScenarioId[] = ['churn-csv', 'mlp-json', 'te
 export type Provider = 'cpu' | 'cuda';
 
 export interface BenchOptions {
+  /** Rounds of `npm run bench`: every target once per round, in the same order. */
+  readonly rounds: number;
   readonly durationS: number;
   readonly warmupS: number;
   readonly scenarioIds: readonly ScenarioId[];
@@ -58,8 +60,15 @@ function provider(env: NodeJS.ProcessEnv): Provider {
   return raw;
 }
 
+export function positiveInteger(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = positiveNumber(env, name, fallback);
+  if (!Number.isInteger(value)) throw new Error(`${name} must be a whole number, got "${env[name]}"`);
+  return value;
+}
+
 export function readOptions(env: NodeJS.ProcessEnv = process.env): BenchOptions {
   return {
+    rounds: positiveInteger(env, 'BENCH_ROUNDS', 3),
     durationS: positiveNumber(env, 'BENCH_DURATION_S', 8),
     warmupS: positiveNumber(env, 'BENCH_WARMUP_S', 2),
     scenarioIds: scenarioIds(env.BENCH_SCENARIOS),

@@ -3,12 +3,14 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { arch, availableParallelism, cpus, hostname, release, totalmem } from 'node:os';
-import { join, relative } from 'node:path';
-import type { CpuUse } from './cpu.js';
+import { basename, join, relative } from 'node:path';
+import type { GoalResult, RatioSummary, TargetSummary } from './analysis.js';
+import type { CpuUse, MachineQuiet, ThreadCpu } from './cpu.js';
 import type { CeilingResult } from './in-process-ceiling.js';
 import type { LoadSummary } from './load.js';
-import { REPO_ROOT, type BenchOptions } from './options.js';
+import { REPO_ROOT, type BenchOptions, type ScenarioId } from './options.js';
 import type { PingSummary } from './ping-prober.js';
+import type { Spread } from './stats.js';
 import type { HttpTargetId } from './targets.js';
 
 export type Failure = { readonly ok: false; readonly error: string; readonly output?: string };
@@ -22,30 +24,51 @@ export interface InferdModelInfo {
   readonly batching?: unknown;
 }
 
-export type HttpTargetResult = { readonly id: HttpTargetId; readonly label: string } & (
+export type TargetId = HttpTargetId | 'in-process-ceiling';
+
+/** What a target answered to the load's first bodies, next to inferd's answers to the same bodies. */
+export interface AnswerCheck {
+  readonly contentType: string;
+  readonly bodies: number;
+  /** Largest |this - inferd| over every number of the answers; null for inferd's own (the reference). */
+  readonly maxDiffVsInferd: number | null;
+}
+
+/** One target measured in one round: the raw figures. */
+export type RoundResult = { readonly round: number; readonly target: TargetId; readonly label: string } & (
   | {
       readonly ok: true;
+      readonly kind: 'http';
       readonly load: LoadSummary;
       readonly ping: PingSummary;
       readonly cpu: CpuUse;
+      /** CPU per request by thread, over the measured window (/proc/PID/task/TID/stat). */
+      readonly threads: ThreadCpu | null;
+      readonly serverThreadCount: number | null;
       readonly inferd?: InferdModelInfo;
+      readonly check?: AnswerCheck;
     }
+  | { readonly ok: true; readonly kind: 'ceiling'; readonly ceiling: CeilingResult; readonly cpu: CpuUse }
   | Failure
 );
 
-export type CeilingTargetResult = { readonly label: string } & ({ readonly ok: true; readonly result: CeilingResult } | Failure);
-
 export interface ScenarioResult {
-  readonly id: string;
+  readonly id: ScenarioId;
   readonly title: string;
   readonly model: string;
   readonly contentType: string;
+  readonly accept: string;
   readonly connections: number;
   readonly rowsPerRequest: number;
   readonly distinctBodies: number;
   readonly notes: readonly string[];
-  readonly targets: readonly HttpTargetResult[];
-  readonly inProcessCeiling?: CeilingTargetResult;
+  /** The targets, in the order each round ran them. */
+  readonly targets: readonly { readonly id: TargetId; readonly label: string }[];
+  readonly summary: readonly TargetSummary[];
+  readonly ratios: readonly RatioSummary[];
+  readonly goals: readonly GoalResult[];
+  /** Every round of every target, in the order they ran. */
+  readonly rounds: readonly RoundResult[];
 }
 
 export interface Machine {
@@ -60,12 +83,27 @@ export interface Machine {
   readonly revision: string | null;
 }
 
+/** How busy the machine was apart from the benchmark. */
+export interface MachineLoad {
+  /** Before anything ran. */
+  readonly before: MachineQuiet;
+  /** Other processes' cores in each measured window, over all windows of the run. */
+  readonly during: Spread | null;
+  readonly noisyWindows: number;
+  readonly windows: number;
+  /** Above this many cores of other work, a window is flagged. */
+  readonly noisyAboveCores: number;
+  readonly loadAverageAfter: readonly number[];
+}
+
 export interface BenchResult {
   readonly startedAt: string;
   readonly elapsedS: number;
   readonly command: string;
   readonly machine: Machine;
-  readonly settings: Pick<BenchOptions, 'durationS' | 'warmupS' | 'provider' | 'inferdEnv'>;
+  readonly settings: Pick<BenchOptions, 'rounds' | 'durationS' | 'warmupS' | 'provider' | 'inferdEnv'>;
+  readonly machineLoad: MachineLoad;
+  readonly warnings: readonly string[];
   readonly scenarios: readonly ScenarioResult[];
 }
 
@@ -113,116 +151,151 @@ export function reproducingCommand(benchEnv: Readonly<Record<string, string>>, e
   return [...assignments, entry ?? (process.env.npm_lifecycle_event === 'bench' ? 'npm run bench' : 'node dist/bench/run.js')].join(' ');
 }
 
-const DASH = '–';
+export const DASH = '–';
 
-function count(value: number): string {
+export function count(value: number): string {
   return value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(1);
 }
 
-function ms(value: number | null): string {
-  return value === null ? DASH : value.toFixed(value >= 100 ? 0 : 1);
+export function ms(value: number): string {
+  return Number.isInteger(value) ? String(value) : value.toFixed(value >= 100 ? 0 : 1);
 }
 
-function cores(value: number | null): string {
-  return value === null ? DASH : value.toFixed(2);
+export const times = (value: number) => `${value.toFixed(2)}×`;
+export const us = (value: number) => (value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(1));
+const cores = (value: number) => value.toFixed(2);
+
+export function spreadCell(value: Spread | null, format: (v: number) => string): string {
+  if (value === null) return DASH;
+  return value.n === 1 || value.min === value.max ? format(value.median) : `${format(value.median)} (${format(value.min)}–${format(value.max)})`;
 }
 
-function ratio(numerator: number | undefined, denominator: number | undefined): string {
-  return numerator === undefined || denominator === undefined || denominator === 0 ? 'n/a' : `${(numerator / denominator).toFixed(2)}×`;
-}
-
-function row(cells: readonly (string | number)[]): string {
+export function row(cells: readonly (string | number)[]): string {
   return `| ${cells.join(' | ')} |`;
 }
 
-const COLUMNS = ['target', 'req/s', 'rows/s', 'p50 ms', 'p90 ms', 'p99 ms', 'non-2xx', 'errors', '/ping p99 ms', 'client CPU', 'server cores', 'other cores'];
-
-function failedRow(label: string, failure: Failure): string {
-  return row([label, `failed: ${failure.error.replaceAll('|', '/')}`, ...new Array<string>(COLUMNS.length - 2).fill(DASH)]);
+/** A table's header: the first `textColumns` columns left-aligned, the figures right-aligned. */
+export function header(columns: readonly string[], textColumns = 1): string[] {
+  return [row(columns), row(columns.map((_, i) => (i < textColumns ? '---' : '--:')))];
 }
 
-/** A p99 of a handful of pings says little; the count says how little. */
-function pingCell(ping: PingSummary): string {
-  const remarks = [...(ping.count < 50 ? [`n=${ping.count}`] : []), ...(ping.failures > 0 ? [`${ping.failures} failed`] : [])];
-  return remarks.length > 0 ? `${ms(ping.p99Ms)} (${remarks.join(', ')})` : ms(ping.p99Ms);
+export function goalCell(goal: GoalResult): string {
+  const threshold = goal.metric === 'ping-p99-ms' ? `${goal.threshold} ms` : times(goal.threshold);
+  return `${goal.comparison === '>=' ? '≥' : '<'} ${threshold}`;
 }
 
-function targetRow(target: HttpTargetResult): string {
-  if (!target.ok) return failedRow(target.label, target);
-  const { load, ping } = target;
+export function goalMeasured(goal: GoalResult): string {
+  return spreadCell(goal.measured, goal.metric === 'ping-p99-ms' ? (v) => `${ms(v)} ms` : times);
+}
+
+export function verdictCell(goal: GoalResult): string {
+  if (goal.verdict !== 'met') return `**${goal.verdict}**`;
+  return goal.everyRound ? '**met**' : '**met** (not in every round)';
+}
+
+function summaryRow(summary: TargetSummary): string {
+  const failed = summary.failures > 0 ? ` (${summary.failures} round${summary.failures === 1 ? '' : 's'} failed)` : '';
   return row([
-    target.label,
+    `${summary.label}${failed}`,
+    spreadCell(summary.requestsPerS, count),
+    spreadCell(summary.rowsPerS, count),
+    spreadCell(summary.p50Ms, ms),
+    spreadCell(summary.p99Ms, ms),
+    spreadCell(summary.pingP99Ms, ms),
+    spreadCell(summary.mainUsPerRequest, us),
+    spreadCell(summary.otherThreadsUsPerRequest, us),
+    spreadCell(summary.processUsPerRequest, us),
+    spreadCell(summary.serverCores, cores),
+    spreadCell(summary.otherCores, cores),
+  ]);
+}
+
+function pingCell(ping: PingSummary): string {
+  const p99 = ping.p99Ms === null ? DASH : ms(ping.p99Ms);
+  const remarks = [...(ping.count < 50 ? [`n=${ping.count}`] : []), ...(ping.failures > 0 ? [`${ping.failures} failed`] : [])];
+  return remarks.length > 0 ? `${p99} (${remarks.join(', ')})` : p99;
+}
+
+function roundRow(result: RoundResult): string {
+  const cells: (string | number)[] = [result.round, result.target];
+  if (!result.ok) return row([...cells, `failed: ${result.error.replaceAll('|', '/').replaceAll('\n', ' ').slice(0, 200)}`, ...new Array<string>(14).fill(DASH)]);
+  if (result.kind === 'ceiling') {
+    const { best, sweep, threads } = result.ceiling;
+    const detail = `${threads} thread${threads === 1 ? '' : 's'}; rows/s by batch size: ${sweep.map((s) => `${s.batchSize}: ${s.rowsPerS === null ? 'failed' : count(s.rowsPerS)}`).join(', ')}`;
+    return row([...cells, DASH, best?.rowsPerS == null ? DASH : count(best.rowsPerS), ...new Array<string>(10).fill(DASH), cores(result.cpu.otherCores ?? NaN), DASH, detail]);
+  }
+  const { load, threads, check } = result;
+  const answers = check === undefined ? DASH : check.maxDiffVsInferd === null ? `${check.contentType} (reference)` : `${check.contentType}, max diff ${check.maxDiffVsInferd.toExponential(1)}`;
+  return row([
+    ...cells,
     count(load.requestsPerS),
     count(load.rowsPerS),
     load.latencyMs.p50,
     load.latencyMs.p90,
     load.latencyMs.p99,
-    load.non2xx,
-    load.errors,
-    pingCell(ping),
-    `${Math.round(target.cpu.clientShare * 100)}%`,
-    cores(target.cpu.serverCores),
-    cores(target.cpu.otherCores),
+    load.non2xx + load.errors,
+    pingCell(result.ping),
+    threads === null ? DASH : us(threads.mainUsPerRequest),
+    threads === null ? DASH : us(threads.otherThreadsUsPerRequest),
+    threads?.processUsPerRequest == null ? DASH : us(threads.processUsPerRequest),
+    result.serverThreadCount ?? DASH,
+    result.cpu.serverCores === null ? DASH : cores(result.cpu.serverCores),
+    result.cpu.otherCores === null ? DASH : cores(result.cpu.otherCores),
+    `${Math.round(result.cpu.clientShare * 100)}%`,
+    answers,
   ]);
 }
 
-function ceilingRow(ceiling: CeilingTargetResult): string {
-  if (!ceiling.ok) return failedRow(ceiling.label, ceiling);
-  const { best, threads } = ceiling.result;
-  const label = `${ceiling.label} (batch ${best?.batchSize ?? DASH}, ${threads} thread${threads === 1 ? '' : 's'})`;
-  const rowsPerS = best?.rowsPerS ?? null;
-  return row([label, DASH, rowsPerS === null ? DASH : count(rowsPerS), ...new Array<string>(COLUMNS.length - 3).fill(DASH)]);
-}
-
-function ceilingSweep(ceiling: CeilingTargetResult): string | null {
-  if (!ceiling.ok) return null;
-  const sweep = ceiling.result.sweep.map((s) => `${s.batchSize}: ${s.rowsPerS === null ? `failed (${s.error})` : count(s.rowsPerS)}`);
-  return `In-process ceiling, rows/s by batch size: ${sweep.join(', ')}.`;
-}
-
-function ratios(scenario: ScenarioResult): string {
-  const figure = (id: HttpTargetId, key: 'requestsPerS' | 'rowsPerS') => {
-    const target = scenario.targets.find((t) => t.id === id);
-    return target?.ok ? target.load[key] : undefined;
-  };
-  const batching = figure('inferd-batching', 'requestsPerS');
-  const parts = [
-    `inferd-batching / baseline: **${ratio(batching, figure('inline-baseline', 'requestsPerS'))}**`,
-    `inferd-batching / HTTP ceiling: ${ratio(batching, figure('http-ceiling', 'requestsPerS'))}`,
-  ];
-  const ceiling = scenario.inProcessCeiling;
-  if (ceiling) {
-    const ceilingRows = ceiling.ok ? (ceiling.result.best?.rowsPerS ?? undefined) : undefined;
-    parts.push(`inferd-batching / in-process ceiling (rows/s): ${ratio(figure('inferd-batching', 'rowsPerS'), ceilingRows)}`);
-  }
-  parts.push(`batching on / off: ${ratio(batching, figure('inferd-no-batching', 'requestsPerS'))}`);
-  const capture = figure('inferd-capture', 'requestsPerS');
-  if (capture !== undefined) parts.push(`capture at 100% / without: ${ratio(capture, batching)}`);
-  return `Ratios (requests/s unless stated): ${parts.join(' · ')}`;
-}
-
-function scenarioSection(scenario: ScenarioResult): string[] {
+function scenarioSection(scenario: ScenarioResult, rounds: number): string[] {
   const lines = [
     `## ${scenario.id}: ${scenario.title}`,
     '',
-    `\`${scenario.model}\`, \`${scenario.contentType}\`, ${scenario.connections} connections, ${scenario.rowsPerRequest === 1 ? '1 row' : `${scenario.rowsPerRequest} rows`} per request, ${scenario.distinctBodies} distinct bodies cycled.`,
+    `\`${scenario.model}\`, \`${scenario.contentType}\` in, \`${scenario.accept}\` out, ${scenario.connections} connections, ` +
+      `${scenario.rowsPerRequest === 1 ? '1 row' : `${scenario.rowsPerRequest} rows`} per request, ${scenario.distinctBodies} distinct bodies cycled. ` +
+      `Each round ran, in this order: ${scenario.targets.map((t) => t.id).join(', ')}.`,
     '',
   ];
-  if (scenario.targets.length > 0) {
-    lines.push(row(COLUMNS), row(['---', ...new Array<string>(COLUMNS.length - 1).fill('--:')]), ...scenario.targets.map(targetRow));
-    if (scenario.inProcessCeiling) lines.push(ceilingRow(scenario.inProcessCeiling));
-    lines.push('', ratios(scenario), '');
-    const sweep = scenario.inProcessCeiling && ceilingSweep(scenario.inProcessCeiling);
-    if (sweep) lines.push(sweep, '');
+  if (scenario.rounds.length === 0) return [...lines, ...scenario.notes.map((n) => `- ${n}`), ''];
+  lines.push(
+    `### Targets over ${rounds} round${rounds === 1 ? '' : 's'}: median (min–max)`,
+    '',
+    ...header(['target', 'req/s', 'rows/s', 'p50 ms', 'p99 ms', '/ping p99 ms', 'main thread µs/req', 'other threads µs/req', 'process µs/req', 'server cores', 'other cores']),
+    ...scenario.summary.map(summaryRow),
+    '',
+    '### Ratios, each computed within a round',
+    '',
+    ...header(['ratio', 'median (min–max)', ...Array.from({ length: rounds }, (_, i) => `round ${i + 1}`), 'ratio of medians']),
+    ...scenario.ratios.map((ratio) =>
+      row([
+        `${ratio.label}${ratio.unit === 'rows/s' ? ' (rows/s)' : ''}`,
+        `**${spreadCell(ratio.spread, times)}**`,
+        ...ratio.perRound.map((v) => (v === null ? DASH : times(v))),
+        ratio.ratioOfMedians === null ? DASH : times(ratio.ratioOfMedians),
+      ]),
+    ),
+    '',
+  );
+  if (scenario.goals.length > 0) {
+    lines.push('### Goals', '', ...header(['goal', 'threshold', 'measured: median (min–max)', 'verdict'], 1));
+    for (const goal of scenario.goals) lines.push(row([goal.goal, goalCell(goal), goalMeasured(goal), verdictCell(goal)]));
+    lines.push('');
   }
+  lines.push(
+    '### Rounds',
+    '',
+    ...header(['round', 'target', 'req/s', 'rows/s', 'p50 ms', 'p90 ms', 'p99 ms', 'non-2xx + errors', '/ping p99 ms', 'main µs/req', 'other threads µs/req', 'process µs/req', 'threads', 'server cores', 'other cores', 'client CPU', 'answers'], 2),
+    ...scenario.rounds.map(roundRow),
+    '',
+  );
   for (const note of scenario.notes) lines.push(`- ${note}`);
   if (scenario.notes.length > 0) lines.push('');
   return lines;
 }
 
 export function renderMarkdown(result: BenchResult): string {
-  const { machine, settings } = result;
+  const { machine, settings, machineLoad } = result;
   const inferdEnv = Object.keys(settings.inferdEnv).length > 0 ? `; extra inferd env ${JSON.stringify(settings.inferdEnv)}` : '';
+  const before = machineLoad.before;
   return [
     `# inferd load benchmark, ${result.startedAt}`,
     '',
@@ -231,25 +304,40 @@ export function renderMarkdown(result: BenchResult): string {
     `Machine: ${machine.host}, ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGiB} GiB, ${machine.os}; ` +
       `Node ${machine.node}, onnxruntime-node ${machine.onnxruntimeNode}, autocannon ${machine.autocannon}; revision ${machine.revision ?? 'unknown'}.`,
     '',
-    `Method: targets run one at a time, each a fresh child process on this machine, with the load generator on the same cores. ` +
-      `Per target: ${settings.warmupS} s warm-up, then ${settings.durationS} s of closed-loop autocannon load while a separate thread GETs /ping every 20 ms. ` +
+    `Method: ${settings.rounds} round${settings.rounds === 1 ? '' : 's'}; in each round every target runs once, in the same order (A, B, C, A, B, C…), ` +
+      `each in a fresh child process on this machine with the load generator on the same cores, so that a slowdown of the machine during a round hits every target of it. ` +
+      `Per target and round: ${settings.warmupS} s warm-up on the same server, then ${settings.durationS} s of closed-loop autocannon load while a separate thread GETs /ping every 20 ms. ` +
       `Provider: ${settings.provider}${inferdEnv}. Throughput and latency count 2xx responses only; autocannon latency has 1 ms resolution. ` +
-      `Client CPU is the harness's share of all cores; server cores is the target process's CPU time per wall second; ` +
-      `other cores is the rest of the machine's busy time (other processes, the kernel): noise when it is not near 0.`,
+      `Ratios are computed within each round and summarised by their median and min–max; the goals are judged on that median. ` +
+      `Before each measurement every target but the HTTP ceiling answered the load's first bodies, compared with inferd's answers (column "answers"). ` +
+      `**Main thread / other threads µs/req**: the server's CPU time (utime + stime of /proc/PID/task/TID/stat, read before and after the measured window) per 2xx answer, ` +
+      `on the main thread (HTTP, parsing, encoding, and in the baselines the model itself) and on all its other threads (inferd's worker threads and ONNX Runtime in them; V8's and libuv's helper threads); ` +
+      `process µs/req is the whole process (/proc/PID/stat), threads that exited included; 10 ms clock ticks. ` +
+      `Server cores is the target's CPU time per wall second; other cores the rest of the machine's busy time (other processes, the kernel) in the window.`,
     '',
-    ...result.scenarios.flatMap(scenarioSection),
-  ].join('\n').trimEnd().concat('\n');
+    `Machine load: before the run, ${before.seconds} s idle: ${before.otherCores === null ? 'unknown' : `${cores(before.otherCores)} cores busy`}, load average ${before.loadAverage.join(' / ')}; ` +
+      `during the ${machineLoad.windows} measured windows, other processes used ${spreadCell(machineLoad.during, cores)} cores (median, min–max), ` +
+      `more than ${machineLoad.noisyAboveCores} core in ${machineLoad.noisyWindows}; load average after the run ${machineLoad.loadAverageAfter.join(' / ')}.`,
+    '',
+    ...(result.warnings.length > 0 ? ['**Warnings**', '', ...result.warnings.map((w) => `- ${w}`), ''] : []),
+    ...result.scenarios.flatMap((scenario) => scenarioSection(scenario, settings.rounds)),
+  ]
+    .join('\n')
+    .trimEnd()
+    .concat('\n');
 }
 
-/** Writes `<date>-<host>.json` and `.md` under bench/results, and overwrites latest.md. */
+/** Writes `<date>-<host>.json` and `.md` under bench/results, and overwrites latest.json and latest.md. */
 export function writeResults(result: BenchResult): { json: string; markdown: string } {
   const directory = join(REPO_ROOT, 'bench/results');
   mkdirSync(directory, { recursive: true });
   const stamp = result.startedAt.slice(0, 16).replace(':', '');
   const base = join(directory, `${stamp}-${result.machine.host}`);
   const markdown = renderMarkdown(result);
-  writeFileSync(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);
+  const json = `${JSON.stringify({ ...result, report: `${basename(base)}.md` }, null, 2)}\n`;
+  writeFileSync(`${base}.json`, json);
   writeFileSync(`${base}.md`, markdown);
+  writeFileSync(join(directory, 'latest.json'), json);
   writeFileSync(join(directory, 'latest.md'), markdown);
   return { json: `${base}.json`, markdown: `${base}.md` };
 }

@@ -24,6 +24,8 @@ export interface Scenario {
   readonly title: string;
   readonly modelPath: string;
   readonly contentType: string;
+  /** The Accept header of every request: the answer's format, the same for inferd and the baselines. */
+  readonly accept: string;
   readonly connections: number;
   readonly rowsPerRequest: number;
   /** inferd.json keys that inferd needs to batch this model's requests together. */
@@ -73,6 +75,8 @@ export function defineScenarios(modelsDir: string): Record<ScenarioId, Scenario>
       title: 'churn-forest, single-row CSV',
       modelPath: join(modelsDir, 'churn-forest.onnx'),
       contentType: 'text/csv',
+      // CSV in, CSV out, as a SageMaker client of a tabular model asks for it.
+      accept: 'text/csv',
       connections: 64,
       rowsPerRequest: 1,
       measuresCapture: true,
@@ -83,6 +87,7 @@ export function defineScenarios(modelsDir: string): Record<ScenarioId, Scenario>
       title: `churn-mlp, JSON instances, ${MLP_ROWS_PER_REQUEST} rows per request`,
       modelPath: join(modelsDir, 'churn-mlp.onnx'),
       contentType: 'application/json',
+      accept: 'application/json',
       // Each request is already a full batch, so a few in flight keep the workers busy; 64
       // connections would only add queueing delay to every figure.
       connections: 16,
@@ -101,6 +106,7 @@ export function defineScenarios(modelsDir: string): Record<ScenarioId, Scenario>
       title: 'text-classifier, JSON tensors, one sequence of 16..128 tokens per request',
       modelPath: join(modelsDir, 'text-classifier.onnx'),
       contentType: 'application/json',
+      accept: 'application/json',
       connections: 64,
       rowsPerRequest: 1,
       batchingConfig: { batching: { pad: { seq: { value: 0, buckets: [16, 32, 64, 128] } } } },
@@ -119,6 +125,7 @@ export function defineScenarios(modelsDir: string): Record<ScenarioId, Scenario>
       title: 'mobilenetv2, one float32 image per request as .npy',
       modelPath: join(modelsDir, 'mobilenetv2.onnx'),
       contentType: 'application/x-npy',
+      accept: 'application/json',
       connections: 32,
       rowsPerRequest: 1,
       ceiling: {

@@ -1,4 +1,8 @@
-/** What each scenario is run against: two inferd configurations, two baselines, one ceiling. */
+/**
+ * What each scenario is run against: inferd with batching, without (and with data capture on the
+ * churn scenario), two independent baselines that run the model inline on the HTTP thread, the
+ * HTTP ceiling, and for compute-bound models the in-process ceiling.
+ */
 import { execFile } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -10,7 +14,10 @@ import type { InferdModelDir } from './model-dirs.js';
 import { REPO_ROOT, type BenchOptions } from './options.js';
 import type { Scenario } from './scenarios.js';
 
-export type HttpTargetId = 'inferd-batching' | 'inferd-capture' | 'inferd-no-batching' | 'inline-baseline' | 'http-ceiling';
+export type HttpTargetId = 'inferd-batching' | 'inferd-capture' | 'inferd-no-batching' | 'inline-baseline' | 'node-http-baseline' | 'http-ceiling';
+
+/** The two baselines: the same server written twice, to check each other. */
+export const BASELINE_IDS: readonly HttpTargetId[] = ['inline-baseline', 'node-http-baseline'];
 
 /** How inferd spreads inference over threads; the baseline and the ceiling get the same. */
 export interface ServerThreads {
@@ -37,6 +44,7 @@ export interface HttpTarget {
 
 const INFERD_MAIN = join(REPO_ROOT, 'dist/src/main.js');
 const INLINE_SERVER = join(REPO_ROOT, 'dist/bench/baselines/inline-server.js');
+const NODE_HTTP_SERVER = join(REPO_ROOT, 'dist/bench/baselines/node-http-inline.js');
 const HTTP_CEILING = join(REPO_ROOT, 'dist/bench/baselines/http-ceiling.js');
 const IN_PROCESS_CEILING = join(REPO_ROOT, 'dist/bench/in-process-ceiling.js');
 
@@ -52,6 +60,12 @@ export function defaultServerThreads(options: BenchOptions): ServerThreads {
 async function startInferd(context: TargetContext, env: Record<string, string>): Promise<ChildServer> {
   const port = await freePort();
   return ChildServer.start([INFERD_MAIN, 'serve', '--model-dir', context.modelDir.path, '--port', String(port)], env, port);
+}
+
+async function startBaseline(entry: string, { scenario, threads }: TargetContext, options: BenchOptions): Promise<ChildServer> {
+  const port = await freePort();
+  const args = ['--model', scenario.modelPath, '--port', String(port), '--threads', String(threads.intraOpNumThreads), '--provider', options.provider];
+  return ChildServer.start([entry, ...args], {}, port);
 }
 
 export function httpTargets(options: BenchOptions): HttpTarget[] {
@@ -84,19 +98,20 @@ export function httpTargets(options: BenchOptions): HttpTarget[] {
     },
     {
       id: 'inline-baseline',
-      label: 'baseline: run() inline on the HTTP thread',
-      start: async ({ scenario, threads }) => {
-        const port = await freePort();
-        const args = ['--model', scenario.modelPath, '--port', String(port), '--threads', String(threads.intraOpNumThreads), '--provider', options.provider];
-        return ChildServer.start([INLINE_SERVER, ...args], {}, port);
-      },
+      label: 'baseline: Fastify, run() inline on the HTTP thread',
+      start: (context) => startBaseline(INLINE_SERVER, context, options),
+    },
+    {
+      id: 'node-http-baseline',
+      label: 'baseline, second implementation: node:http, run() inline',
+      start: (context) => startBaseline(NODE_HTTP_SERVER, context, options),
     },
     {
       id: 'http-ceiling',
-      label: 'HTTP ceiling: Fastify, parse, constant answer',
-      start: async () => {
+      label: 'HTTP ceiling: Fastify, the same parse, constant answer',
+      start: async ({ scenario }) => {
         const port = await freePort();
-        return ChildServer.start([HTTP_CEILING, '--port', String(port)], {}, port);
+        return ChildServer.start([HTTP_CEILING, '--model', scenario.modelPath, '--port', String(port)], {}, port);
       },
     },
   ];

@@ -1,73 +1,86 @@
 /**
- * The baseline: the server a user would write in an afternoon. Fastify, one onnxruntime-node
- * session, `session.run()` inline on the HTTP thread (so it blocks the event loop for every
- * inference, /ping included), naive parsing of the same bodies, JSON out.
+ * The baseline: the server an expert writes in an afternoon. Fastify, one onnxruntime-node
+ * session with inferd's session options, `session.run()` inline on the HTTP thread (so it blocks
+ * the event loop for every inference, /ping included), one parse of each body straight into the
+ * feeds (fastify-body.ts), and the answer in inferd's formats: CSV rows when Accept asks for
+ * text/csv, else `{"predictions": [...]}` with one entry per row (an object of outputs when the
+ * model has several), written as text in one pass.
  * Usage: node inline-server.js --model FILE --port N [--threads N] [--provider cpu|cuda]
  */
 import Fastify from 'fastify';
 import ort from 'onnxruntime-node';
-import { BODY_LIMIT_BYTES, readServerArgs, registerNaiveParsers } from './naive-body.js';
-
-type Nested = number | Nested[];
+import { BODY_LIMIT_BYTES, FeedReader, readServerArgs, wantsCsv } from './fastify-body.js';
 
 const { port, flags } = readServerArgs(['model', 'threads', 'provider']);
 if (!flags.model) throw new Error('--model FILE is required');
 const session = await ort.InferenceSession.create(flags.model, {
   executionProviders: [flags.provider ?? 'cpu'],
   intraOpNumThreads: Number(flags.threads ?? 1),
+  interOpNumThreads: 1,
+  graphOptimizationLevel: 'all',
 });
-const inputTypes = new Map(session.inputMetadata.map((meta) => [meta.name, meta.isTensor ? meta.type : 'float32']));
+const reader = new FeedReader(session);
+const outputNames = session.outputNames;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
-function tensor(name: string, values: number[], dims: number[]): ort.Tensor {
-  if (inputTypes.get(name) === 'int64') return new ort.Tensor('int64', BigInt64Array.from(values, BigInt), dims);
-  return new ort.Tensor('float32', Float32Array.from(values), dims);
+type Values = ort.Tensor['data'];
+
+function jsonNumber(data: Values, index: number): string {
+  const value = data[index] as number | bigint;
+  if (typeof value === 'bigint') return value > MAX_SAFE || value < -MAX_SAFE ? `"${value}"` : String(value);
+  return Number.isFinite(value) ? String(value) : `"${value}"`;
 }
 
-function flatten(nested: Nested, into: number[] = []): number[] {
-  if (Array.isArray(nested)) for (const item of nested) flatten(item, into);
-  else into.push(nested);
-  return into;
+/** dims[depth..] of one output as nested JSON arrays from flat index `start`. */
+function jsonNested(tensor: ort.Tensor, depth: number, start: number): string {
+  const { dims, data } = tensor;
+  if (depth === dims.length) return jsonNumber(data, start);
+  let stride = 1;
+  for (let axis = depth + 1; axis < dims.length; axis++) stride *= dims[axis]!;
+  let text = '[';
+  for (let i = 0; i < dims[depth]!; i++) text += (i > 0 ? ',' : '') + jsonNested(tensor, depth + 1, start + i * stride);
+  return `${text}]`;
 }
 
-function fromNested(name: string, nested: Nested): ort.Tensor {
-  const dims: number[] = [];
-  for (let level = nested; Array.isArray(level); level = level[0] ?? 0) dims.push(level.length);
-  return tensor(name, flatten(nested), dims);
+function encodeJson(outputs: ort.InferenceSession.ReturnType): string {
+  const tensors = outputNames.map((name) => outputs[name]!);
+  const rows = tensors[0]!.dims[0] ?? 1;
+  const strides = tensors.map((t) => t.size / rows);
+  let text = '{"predictions":[';
+  for (let row = 0; row < rows; row++) {
+    if (row > 0) text += ',';
+    if (tensors.length === 1) {
+      text += jsonNested(tensors[0]!, 1, row * strides[0]!);
+      continue;
+    }
+    text += '{';
+    tensors.forEach((tensor, k) => (text += `${k > 0 ? ',' : ''}${JSON.stringify(outputNames[k])}:${jsonNested(tensor, 1, row * strides[k]!)}`));
+    text += '}';
+  }
+  return `${text}]}`;
 }
 
-function fromNpy(name: string, bytes: Buffer): ort.Tensor {
-  const headerLength = bytes.readUInt16LE(8);
-  const header = bytes.toString('latin1', 10, 10 + headerLength);
-  const dims = (/'shape': \(([^)]*)\)/.exec(header)?.[1] ?? '').split(',').filter((d) => d.trim() !== '').map(Number);
-  const data = bytes.subarray(10 + headerLength);
-  return new ort.Tensor('float32', new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)), dims);
-}
-
-function feeds(body: unknown): Record<string, ort.Tensor> {
-  const first = session.inputNames[0]!;
-  if (Buffer.isBuffer(body)) return { [first]: fromNpy(first, body) };
-  if (Array.isArray(body)) return { [first]: fromNested(first, (body as string[][]).map((row) => row.map(Number))) };
-  const json = body as { instances?: Nested; inputs?: Record<string, Nested> };
-  if (json.instances) return { [first]: fromNested(first, json.instances) };
-  return Object.fromEntries(Object.entries(json.inputs ?? {}).map(([name, value]) => [name, fromNested(name, value)]));
-}
-
-/** One prediction per row: the output's row, or an object of outputs for several outputs. */
-function predictions(outputs: ort.InferenceSession.ReturnType): unknown[] {
-  const rowsOf = (output: ort.Tensor) => {
-    const count = output.dims[0] ?? 1;
-    const width = output.size / count;
-    const values = Array.from(output.data as ArrayLike<number | bigint>, Number);
-    return Array.from({ length: count }, (_, i) => (output.dims.length === 1 ? values[i] : values.slice(i * width, (i + 1) * width)));
-  };
-  const columns = session.outputNames.map((name) => [name, rowsOf(outputs[name]!)] as const);
-  if (columns.length === 1) return columns[0]![1];
-  return columns[0]![1].map((_, i) => Object.fromEntries(columns.map(([name, rows]) => [name, rows[i]])));
+function encodeCsv(outputs: ort.InferenceSession.ReturnType): string {
+  const tensors = outputNames.map((name) => outputs[name]!);
+  const rows = tensors[0]!.dims[0] ?? 1;
+  let text = '';
+  for (let row = 0; row < rows; row++) {
+    let line = '';
+    for (const tensor of tensors) {
+      const stride = tensor.size / rows;
+      for (let i = row * stride; i < (row + 1) * stride; i++) line += (line === '' ? '' : ',') + String(tensor.data[i]);
+    }
+    text += `${line}\n`;
+  }
+  return text;
 }
 
 const app = Fastify({ bodyLimit: BODY_LIMIT_BYTES });
-registerNaiveParsers(app);
+reader.register(app);
 app.get('/ping', async () => ({ status: 'Healthy' }));
-app.post('/invocations', async (request) => ({ predictions: predictions(await session.run(feeds(request.body))) }));
+app.post('/invocations', async (request, reply) => {
+  const outputs = await session.run(reader.feeds(request));
+  return wantsCsv(request) ? reply.type('text/csv').send(encodeCsv(outputs)) : reply.type('application/json').send(encodeJson(outputs));
+});
 
 await app.listen({ port, host: '127.0.0.1' });
