@@ -30,6 +30,7 @@ import { ModelRepository } from './repository/repository.js';
 import { locateModel } from './runtime/model-dir.js';
 import { Runtime } from './runtime/runtime.js';
 import type { ServedModel } from './runtime/served-model.js';
+import { installAuth } from './server/auth/install-auth.js';
 import { installBodyParser } from './server/content-types.js';
 import { answerError, installErrorHandler, toInferdError } from './server/error-handler.js';
 import { RequestBodies } from './server/request-body.js';
@@ -281,6 +282,8 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
     if (!lifecycle.closing || request.url === '/ping') return done();
     void answerError(bodies, request, reply, shuttingDown());
   });
+  // Then who may call each route (src/server/auth/); it reads the credential files.
+  installAuth(http, config, { defaultModel: () => dataPlane.defaultModel });
   // Node keeps a keep-alive connection open after close() unless the response says otherwise.
   http.addHook('onSend', (_request, reply, payload, done) => {
     if (lifecycle.closeConnections) reply.header('connection', 'close');

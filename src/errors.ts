@@ -11,7 +11,17 @@
  * or input error is `ModelError` (424, never retried), an overload `ServiceUnavailable` (503,
  * retried), and so on; `/invocations` keeps inferd's own `{ code, message }` and status.
  */
-export type RuntimeApiError = 'ModelError' | 'ValidationError' | 'ModelNotReadyException' | 'ServiceUnavailable' | 'InternalFailure';
+export type RuntimeApiError =
+  | 'ModelError'
+  | 'ValidationError'
+  | 'ModelNotReadyException'
+  | 'ServiceUnavailable'
+  | 'InternalFailure'
+  // AWS's own authentication and authorization answers, common to its APIs (not modelled per service).
+  | 'MissingAuthenticationTokenException'
+  | 'UnrecognizedClientException'
+  | 'InvalidSignatureException'
+  | 'AccessDeniedException';
 
 export const RUNTIME_API_STATUS: Record<RuntimeApiError, number> = {
   ModelError: 424,
@@ -19,6 +29,10 @@ export const RUNTIME_API_STATUS: Record<RuntimeApiError, number> = {
   ModelNotReadyException: 429,
   ServiceUnavailable: 503,
   InternalFailure: 500,
+  MissingAuthenticationTokenException: 403,
+  UnrecognizedClientException: 403,
+  InvalidSignatureException: 403,
+  AccessDeniedException: 403,
 };
 
 export const ERROR_CODES = {
@@ -33,6 +47,26 @@ export const ERROR_CODES = {
     status: 400,
     runtimeApi: 'ValidationError',
     summary: 'An `X-Amzn-SageMaker-Session-Id` arrived, but stateful sessions are not enabled (inferd serves stateless models).',
+  },
+  INFERD_ERR_UNAUTHENTICATED: {
+    status: 401,
+    runtimeApi: 'MissingAuthenticationTokenException',
+    summary: 'The route needs a credential and the request has none: no `Authorization: Bearer` token (answered with `WWW-Authenticate: Bearer`), or on the runtime API no SigV4 signature.',
+  },
+  INFERD_ERR_CREDENTIALS_UNKNOWN: {
+    status: 401,
+    runtimeApi: 'UnrecognizedClientException',
+    summary: 'The bearer token or the SigV4 access key id is not one configured (`INFERD_AUTH_TOKENS`, `INFERD_AUTH_SIGV4_CREDENTIALS`), or the request carries a session token.',
+  },
+  INFERD_ERR_SIGNATURE_INVALID: {
+    status: 401,
+    runtimeApi: 'InvalidSignatureException',
+    summary: 'The SigV4 signature is malformed or does not match the request and its body, the body is content-encoded, or the request is dated more than 5 minutes from the server\'s clock (`Signature expired`).',
+  },
+  INFERD_ERR_FORBIDDEN: {
+    status: 403,
+    runtimeApi: 'AccessDeniedException',
+    summary: 'The credential is valid but not for this: a token without the route\'s scope (`invoke`, `manage`, `metrics`), a SigV4 key not allowed this model or operation, or model management outside SageMaker with no `manage` token configured.',
   },
   INFERD_ERR_NOT_FOUND: { status: 404, runtimeApi: 'ValidationError', summary: 'No such route.' },
   INFERD_ERR_MODEL_NOT_LOADED: {

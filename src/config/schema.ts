@@ -301,6 +301,24 @@ export const ConfigSchema = z
       })
       .strict()
       .prefault({}),
+    auth: z
+      .object({
+        sigv4Credentials: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('JSON file of SigV4 access keys (`{"keys": [{"accessKeyId", "secretAccessKey", "models", "routes"?}]}`) verified on the runtime API routes (`/endpoints/...`); read at start (docs/http-api.md, Authentication).'),
+        tokens: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('JSON file of bearer tokens, as SHA-256 hex digests with their scopes (`{"tokens": [{"sha256", "scopes": ["invoke", "manage", "metrics"]}]}`), for every other route but `/ping`; read at start.'),
+        sagemaker: booleanFlag
+          .optional()
+          .describe('Whether SageMaker is the caller of the container contract (`/ping`, `/invocations`, `/models`, `/metrics`, `/execution-parameters`), which it calls without credentials. Unset: true under `SAGEMAKER_MULTI_MODEL`, `SAGEMAKER_BATCH` or `SAGEMAKER_SAFE_PORT_RANGE`.'),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -412,6 +430,9 @@ export const ENV_VARS: Record<string, readonly [keyof Config, string]> = {
   INFERD_AUTOSCALE_SCALE_IN_AFTER_S: ['autoscale', 'scaleInAfterS'],
   INFERD_AUTOSCALE_SCALE_IN_COOLDOWN_S: ['autoscale', 'scaleInCooldownS'],
   INFERD_AUTOSCALE_TARGET_CONCURRENCY: ['autoscale', 'targetConcurrency'],
+  INFERD_AUTH_SIGV4_CREDENTIALS: ['auth', 'sigv4Credentials'],
+  INFERD_AUTH_TOKENS: ['auth', 'tokens'],
+  INFERD_AUTH_SAGEMAKER: ['auth', 'sagemaker'],
 };
 
 /** CLI flags of `inferd serve`, and where they land. */

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { InferdError } from '../../errors.js';
 import type { AsyncJob } from '../../modes/async/queue.js';
 import type { AsyncInference } from '../../modes/async/service.js';
+import { verifiedBody } from '../auth/signed-payloads.js';
 import type { RequestBodies } from '../request-body.js';
 
 const header = (max: number) => z.string().min(1).max(max).optional();
@@ -68,7 +69,7 @@ export function asyncInvocationRoutes(service: AsyncInference, bodies: RequestBo
     if (inputLocation !== undefined && hasBody) {
       throw new InferdError('INFERD_ERR_BAD_REQUEST', 'send the payload in the body or name it in X-Amzn-SageMaker-InputLocation, not both');
     }
-    const body = hasBody ? bodies.stream(request.raw) : undefined;
+    const body = hasBody ? verifiedBody(request, bodies.stream(request.raw)) : undefined;
     // The body is read only if the request is accepted; whatever is left of it is read before
     // the answer (here, or in the error handler) so that the client hears it.
     const submitted = service.submit({
