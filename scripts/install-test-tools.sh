@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Puts the external programs the tests run against into .tools/ (git-ignored), from Debian's
 # packages: promtool (package prometheus) checks the /metrics exposition; redis-server backs the
-# Redis async queue's tests; boto3 (python3-boto3) runs the README's Python snippets. Unpacked, not
-# installed, so no daemon starts and nothing outside the repository changes.
+# Redis async queue's tests; boto3 (python3-boto3) runs the README's Python snippets; openssl makes
+# the HTTPS tests' certificates. Unpacked, not installed, so no daemon starts and nothing outside
+# the repository changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools=.tools
@@ -52,6 +53,26 @@ WRAPPER
   fi
 fi
 "$tools/bin/redis-server" --version
+
+# The machine's openssl when it has one; else Debian's, with its own libssl (libssl3, or
+# libssl3t64 from trixie on: whichever the openssl package depends on) and its own openssl.cnf.
+if [ ! -x "$tools/bin/openssl" ]; then
+  if command -v openssl >/dev/null; then
+    ln -sf "$(command -v openssl)" "$tools/bin/openssl"
+  else
+    libssl=$(apt-cache depends openssl 2>/dev/null | awk '/Depends: libssl/ { print $2; exit }')
+    fetch_deb openssl "${libssl:-libssl3}"
+    # The wrapper finds the packages next to itself, so .tools/ still works after a move or copy.
+    cat >"$tools/bin/openssl" <<'WRAPPER'
+#!/usr/bin/env bash
+pkg=$(cd "$(dirname "${BASH_SOURCE[0]}")/../pkg" && pwd)
+lib=$(echo "$pkg"/libssl3*/usr/lib/x86_64-linux-gnu)
+LD_LIBRARY_PATH=$lib OPENSSL_CONF=$pkg/openssl/etc/ssl/openssl.cnf exec "$pkg/openssl/usr/bin/openssl" "$@"
+WRAPPER
+    chmod +x "$tools/bin/openssl"
+  fi
+fi
+"$tools/bin/openssl" version
 
 # Debian's boto3 and its Debian dependencies (`apt-cache depends`), all pure Python, for the
 # README's snippets: a pip-installed boto3 on the machine must not stand in for it. The wrapper

@@ -35,6 +35,7 @@ import { installBodyParser } from './server/content-types.js';
 import { answerError, installErrorHandler, toInferdError } from './server/error-handler.js';
 import { RequestBodies } from './server/request-body.js';
 import { runtimeApiRouteOf, stampRuntimeApiHeaders } from './server/runtime-api.js';
+import { logRefusedHandshakes, readTlsOptions } from './server/tls.js';
 import { asyncInvocationRoutes } from './server/routes/async-invocations.js';
 import { healthRoutes } from './server/routes/health.js';
 import { invocationRoutes } from './server/routes/invocations.js';
@@ -198,6 +199,9 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
     frameworkErrors: (error, request, reply) => {
       void answerError(bodies, request, reply, toInferdError(error));
     },
+    // HTTPS when a certificate is configured (throws INFERD_ERR_CONFIG_INVALID on a bad file);
+    // the server is then an https.Server, whose connections and close() are net.Server's still.
+    https: readTlsOptions(config.server) ?? null,
     // Requests Node cannot even parse (bad framing): a plain 400 in the same shape, then close.
     clientErrorHandler: (_error, socket) => {
       const body = JSON.stringify({ code: 'INFERD_ERR_BAD_REQUEST', message: 'the HTTP request cannot be parsed' });
@@ -264,6 +268,7 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
   installBodyParser(http, bodies);
   installErrorHandler(http, bodies);
   bodies.handleExpectContinue(http.server);
+  logRefusedHandshakes(http.server, http.log);
 
   // Shutdown: from the first moment /ping answers 503 and new requests are refused, while the
   // requests already accepted run to the end; only once HTTP has drained do the workers stop.

@@ -63,6 +63,7 @@ export function runPrimary(processes: number, shutdownTimeoutS: number, log: Pri
     if (stoppedListening.size > 0 && alive.every((w) => stoppedListening.has(w!.id))) broadcast({ type: 'inferd:all-stopped-listening' });
   };
 
+  forwardSighup(log);
   cluster.on('message', (worker: Worker, message: unknown) => {
     if (!isMessage(message)) return;
     if (message.type === 'inferd:ready') {
@@ -116,6 +117,31 @@ export function runPrimary(processes: number, shutdownTimeoutS: number, log: Pri
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
     for (let i = 0; i < processes; i += 1) fork();
+  });
+}
+
+/**
+ * SIGHUP (reload the TLS certificate) reaches every server process. One not listening yet is
+ * signalled once it listens: before, it may have no SIGHUP handler yet (Node's default kills
+ * it), and it may have read the files before they changed.
+ */
+function forwardSighup(log: PrimaryLogger): void {
+  const listening = new Set<number>();
+  const pending = new Set<number>();
+  process.on('SIGHUP', () => {
+    log.info({ signal: 'SIGHUP' }, 'forwarding SIGHUP to every server process');
+    for (const worker of Object.values(cluster.workers ?? {})) {
+      if (worker && listening.has(worker.id)) worker.process.kill('SIGHUP');
+      else if (worker) pending.add(worker.id);
+    }
+  });
+  cluster.on('listening', (worker: Worker) => {
+    listening.add(worker.id);
+    if (pending.delete(worker.id)) worker.process.kill('SIGHUP');
+  });
+  cluster.on('exit', (worker: Worker) => {
+    listening.delete(worker.id);
+    pending.delete(worker.id);
   });
 }
 

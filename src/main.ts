@@ -12,6 +12,7 @@ import { ConfigError, loadConfig } from './config/load-config.js';
 import { InferdError } from './errors.js';
 import { runTransformCommand } from './modes/transform/cli.js';
 import { runMonitorCommand } from './monitor/cli.js';
+import { readTlsOptions, reloadTls } from './server/tls.js';
 import type { StorageSettings } from './storage/object-store.js';
 
 const USAGE = `Usage: inferd serve [--model-dir DIR] [--port N] [--instances N] [--processes N|auto] [--config FILE]
@@ -56,12 +57,16 @@ function logWarnings(log: { warn(object: object, message: string): void }): void
 async function serve(flags: Record<string, string | undefined>, configFile: string | undefined): Promise<void> {
   const config = loadConfig({ flags, env: process.env, configFile });
   if (config.server.processes > 1 && !isClusterWorker()) {
+    // A bad TLS file stops the server here, once, rather than in every process.
+    readTlsOptions(config.server);
     const log = pino({ level: config.server.logLevel });
     logWarnings(log);
     process.exit(await runPrimary(config.server.processes, config.server.shutdownTimeoutS, log));
   }
   const { http, start, cluster, drain } = buildApp(config, { joinCluster: isClusterWorker() ? joinCluster : undefined });
   logWarnings(http.log);
+  // Reloads the certificate; without HTTPS, a log line instead of Node's default (exit).
+  process.on('SIGHUP', () => reloadTls(http.server, config.server, http.log));
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -146,7 +151,8 @@ async function main(): Promise<void> {
   try {
     await serve(flags, configFile);
   } catch (error) {
-    if (error instanceof ConfigError) {
+    // A TLS file that cannot be used is an invalid setting too (src/server/tls.ts).
+    if (error instanceof ConfigError || (error instanceof InferdError && error.code === 'INFERD_ERR_CONFIG_INVALID')) {
       console.error(`inferd: [INFERD_ERR_CONFIG_INVALID] ${error.message}`);
       process.exit(1);
     }

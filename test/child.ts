@@ -33,13 +33,20 @@ export async function spawnServer(argv: readonly string[], env: Record<string, s
   return { process: child, url: `http://127.0.0.1:${port ?? 0}`, output: () => output, exited };
 }
 
-/** Polls /ping until it answers 200; fails with the child's output if it exits first. */
-export async function waitUntilReady(child: Child, timeoutMs = 30_000): Promise<void> {
+/**
+ * Polls /ping until it answers 200; fails with the child's output if it exits first. `ping`
+ * answers the status, or rejects while nothing answers (an HTTPS server probes its own way).
+ */
+export async function waitUntilReady(
+  child: Child,
+  timeoutMs = 30_000,
+  ping: () => Promise<number> = () => fetch(`${child.url}/ping`).then((r) => r.status),
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let exited = false;
   void child.exited.then(() => (exited = true));
   while (Date.now() < deadline && !exited) {
-    const status = await fetch(`${child.url}/ping`).then((r) => r.status, () => 0);
+    const status = await ping().catch(() => 0);
     if (status === 200) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { freePort, spawnServer, waitUntilReady, type Child } from './child.js';
 import { MODELS, REPO_ROOT } from './helper.js';
 import { codeBlocks, type CodeBlock } from './markdown.js';
+import { httpsRequest } from './tls-fixtures.js';
 
 const BLOCKS = codeBlocks(await readFile(`${REPO_ROOT}README.md`, 'utf8'));
 /** Debian's boto3 and nothing else (scripts/install-test-tools.sh). */
@@ -96,12 +97,20 @@ async function runSteps(block: CodeBlock, port: number, interpreter: (script: st
   }
 }
 
-/** A `server` block serves until stopped: it must answer /ping 200, then exit on Ctrl-C. */
+/**
+ * A `server` block serves until stopped: it must answer /ping 200, then exit on Ctrl-C. One that
+ * sets `INFERD_TLS_CERT_FILE=<path>` serves HTTPS: /ping is asked over HTTPS trusting only that
+ * certificate, as `curl --cacert <path>` does.
+ */
 async function runServer(block: CodeBlock, port: number) {
+  const certFile = /\bINFERD_TLS_CERT_FILE=(\S+)/.exec(block.body)?.[1];
+  // Read at every attempt: the block writes it, and a file left by an earlier run is stale.
+  const ping = certFile === undefined ? undefined : async () => (await httpsRequest(port, { ca: await readFile(certFile) })).status;
   // Its own process group, so that SIGINT reaches every process in it, as Ctrl-C in a terminal does.
   const child = spawn('bash', ['-e', '-c', forPort(block.body, port)], {
     cwd: REPO_ROOT,
-    env: { ...process.env, SAGEMAKER_BIND_TO_PORT: String(port) },
+    // .tools/bin first: the openssl of scripts/install-test-tools.sh where the machine has none.
+    env: { ...process.env, PATH: `${REPO_ROOT}.tools/bin:${process.env.PATH ?? ''}`, SAGEMAKER_BIND_TO_PORT: String(port) },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -124,7 +133,7 @@ async function runServer(block: CodeBlock, port: number) {
   let killed = false;
   const guard = setTimeout(() => ((killed = true), signalGroup('SIGKILL')), 60_000);
   try {
-    await waitUntilReady(server, 60_000);
+    await waitUntilReady(server, 60_000, ping);
   } finally {
     signalGroup('SIGINT');
     await closed;

@@ -93,6 +93,17 @@ export const ConfigSchema = z
           .describe(
             'On SIGTERM, how long requests are answered 503 on connections kept open before the listener closes, and at most how long idle connections then stay before they close (docs/runtime.md, Shutdown).',
           ),
+        tlsCertFile: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('PEM certificate (with its chain) to serve HTTPS with, TLS 1.2 at least; needs `tlsKeyFile`. Read at start and again on SIGHUP (docs/http-api.md, HTTPS).'),
+        tlsKeyFile: z.string().min(1).optional().describe('PEM private key of `tlsCertFile`; needs `tlsCertFile`.'),
+        tlsClientCaFile: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('PEM CA certificates for mutual TLS: every client must present a certificate one of them signed. Needs `tlsCertFile`.'),
       })
       .strict()
       .prefault({}),
@@ -344,6 +355,14 @@ export const ConfigSchema = z
     if (config.model.preload.length > 0 && config.model.repository === undefined) {
       ctx.addIssue({ code: 'custom', path: ['model', 'preload'], message: 'needs a model repository (INFERD_MODEL_REPOSITORY)' });
     }
+    const { tlsCertFile, tlsKeyFile, tlsClientCaFile } = config.server;
+    if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined)) {
+      const missing = tlsCertFile === undefined ? 'tlsCertFile' : 'tlsKeyFile';
+      ctx.addIssue({ code: 'custom', path: ['server', missing], message: 'is required: HTTPS needs both a certificate and its key (INFERD_TLS_CERT_FILE, INFERD_TLS_KEY_FILE)' });
+    }
+    if (tlsClientCaFile !== undefined && tlsCertFile === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['server', 'tlsClientCaFile'], message: 'needs HTTPS: set INFERD_TLS_CERT_FILE and INFERD_TLS_KEY_FILE too' });
+    }
     if (config.capture.enabled && !config.capture.destination) {
       ctx.addIssue({ code: 'custom', path: ['capture', 'destination'], message: 'is required when capture is enabled' });
     }
@@ -409,6 +428,9 @@ export const ENV_VARS: Record<string, readonly [keyof Config, string]> = {
   INFERD_PROCESSES: ['server', 'processes'],
   INFERD_SHUTDOWN_TIMEOUT_S: ['server', 'shutdownTimeoutS'],
   INFERD_DRAIN_IDLE_GRACE_MS: ['server', 'drainIdleGraceMs'],
+  INFERD_TLS_CERT_FILE: ['server', 'tlsCertFile'],
+  INFERD_TLS_KEY_FILE: ['server', 'tlsKeyFile'],
+  INFERD_TLS_CLIENT_CA_FILE: ['server', 'tlsClientCaFile'],
   INFERD_MODEL_DIR: ['model', 'dir'],
   SAGEMAKER_MULTI_MODEL: ['model', 'multiModel'],
   INFERD_MODEL_REPOSITORY: ['model', 'repository'],
