@@ -55,6 +55,10 @@ function logWarnings(log: { warn(object: object, message: string): void }): void
 }
 
 async function serve(flags: Record<string, string | undefined>, configFile: string | undefined): Promise<void> {
+  // A hang-up that reaches a process still starting (sent to the whole process group) must not
+  // kill it, as Node's default would: it reads the files it is about to read anyway.
+  const whileStarting = () => {};
+  process.on('SIGHUP', whileStarting);
   const config = loadConfig({ flags, env: process.env, configFile });
   if (config.server.processes > 1 && !isClusterWorker()) {
     // A bad TLS file stops the server here, once, rather than in every process.
@@ -67,6 +71,7 @@ async function serve(flags: Record<string, string | undefined>, configFile: stri
   logWarnings(http.log);
   // Reloads the certificate; without HTTPS, a log line instead of Node's default (exit).
   process.on('SIGHUP', () => reloadTls(http.server, config.server, http.log));
+  process.off('SIGHUP', whileStarting);
 
   let stopping = false;
   const stop = async (signal: string) => {

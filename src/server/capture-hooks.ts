@@ -56,7 +56,8 @@ export function installCaptureHooks(app: FastifyInstance, capture: DataCapture):
   });
   app.addHook('onResponse', (request, reply, done) => {
     const entry = sampled.get(request);
-    if (entry) {
+    // A request refused for its credentials is not the endpoint's traffic: never recorded.
+    if (entry && reply.statusCode !== 401 && reply.statusCode !== 403) {
       const body = request.body;
       capture.record({
         requestBody: Buffer.isBuffer(body) ? body : Buffer.alloc(0),

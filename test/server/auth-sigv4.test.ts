@@ -158,6 +158,15 @@ describe('InvokeEndpoint signed by the AWS SDK for JavaScript v3', () => {
     const error = await refusal(invokeRow(rt, { TargetModel: 'churn-forest' }));
     assert.equal(error.name, 'InvalidSignatureException');
   });
+
+  it('a header the route acts on, added unsigned after signing, is refused: a replay cannot change what a request does', async () => {
+    const rt = afterSigning(runtimeClient(server.url, files.keys.full), (request) => {
+      request.headers['x-amzn-sagemaker-custom-attributes'] = 'replayed';
+    });
+    const error = await refusal(invokeRow(rt));
+    assert.equal(error.name, 'InvalidSignatureException');
+    assert.match(error.message, /x-amzn-sagemaker-custom-attributes' must be signed/);
+  });
 });
 
 describe('InvokeEndpointWithResponseStream', () => {

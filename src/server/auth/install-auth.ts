@@ -14,9 +14,10 @@
  * anything derived from one, is ever logged or answered.
  */
 import { createHash } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler, preHandlerHookHandler } from 'fastify';
 import type { Config } from '../../config/schema.js';
 import { InferdError } from '../../errors.js';
+import { targetModelPath } from '../../repository/target-model.js';
 import type { RuntimeApiRoute } from '../runtime-api.js';
 import { BearerTokens, bearerTokenOf } from './bearer.js';
 import { readSigV4Keys, readTokens, type Operation, type SigV4Key } from './credentials.js';
@@ -44,6 +45,8 @@ const OPERATIONS: Record<RuntimeApiRoute, Operation> = {
 
 const REALM = 'Bearer realm="inferd"';
 
+const toArray = <T>(hooks: T | T[] | undefined): T[] => (hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks]);
+
 /** Whether SageMaker calls the container contract: said outright, or read from its own variables. */
 export function underSageMaker(config: Config): boolean {
   return config.auth.sagemaker ?? (config.model.multiModel || config.batch.enabled || config.server.safePortRange !== undefined);
@@ -64,21 +67,12 @@ export function installAuth(http: FastifyInstance, config: Config, { defaultMode
   /** Signed requests whose signature covers a body not read yet: verified once it is. */
   const awaitingBody = new WeakMap<FastifyRequest, CheckedRequest>();
 
-  http.addHook('onRoute', (route) => {
-    const methods = Array.isArray(route.method) ? route.method : [route.method];
-    const accesses = new Set(methods.map((method) => routeAccess(method, route.url)));
-    const [access] = accesses;
-    if (access === undefined || accesses.size > 1) {
-      throw new Error(`${methods.join(',')} ${route.url} needs one entry in src/server/auth/route-access.ts: which credential does it take?`);
-    }
-    route.config = { ...route.config, auth: access };
-  });
-
   /** A key's refusal for this request's operation and model (`TargetModel`, else the default model). */
   const unauthorized = (key: SigV4Key, request: FastifyRequest): InferdError | undefined => {
     const operation = OPERATIONS[request.routeOptions.config.runtimeApi ?? 'invoke'];
     const target = request.headers['x-amzn-sagemaker-target-model'];
-    const model = typeof target === 'string' ? target : (defaultModel() ?? '');
+    // Matched as the data plane will name it (`./m` is `m`), never as sent.
+    const model = typeof target === 'string' ? targetModelPath(target) : (defaultModel() ?? '');
     if (keyAllows(key, operation, model)) return undefined;
     return new InferdError('INFERD_ERR_FORBIDDEN', `User: ${key.accessKeyId} is not authorized to perform: sagemaker:${operation} on model: ${model || '(none)'}`);
   };
@@ -128,44 +122,68 @@ export function installAuth(http: FastifyInstance, config: Config, { defaultMode
     return undefined;
   };
 
-  // Callback-style: it runs on every request, and an async hook costs a promise each.
-  http.addHook('onRequest', (request, reply, done) => {
-    const access = request.routeOptions.config.auth;
-    // No route (404, 405): nothing to protect, and the answer says so in the route's form.
-    if (access === undefined || access.kind === 'open') return done();
+  /**
+   * The check a route needs, or none: routes open in this configuration carry no hook at all,
+   * so that with no credentials configured inference costs nothing here.
+   */
+  const guardOf = (access: RouteAccess): onRequestHookHandler | undefined => {
+    if (access.kind === 'open') return undefined;
     if (access.kind === 'sigv4') {
-      if (!configured) return done();
-      checkSignature(request).then(() => done(), done);
+      if (!configured) return undefined;
+      return (request, _reply, done) => {
+        checkSignature(request).then(() => done(), done);
+      };
+    }
+    if (platform && access.platform) return undefined;
+    if (!configured && access.scope !== 'manage') return undefined;
+    const { scope } = access;
+    return (request, reply, done) => {
+      const refusal = bearerRefusal(request, scope);
+      if (refusal === undefined) return done();
+      if (refusal.challenge !== undefined) reply.header('www-authenticate', refusal.challenge);
+      done(refusal.error);
+    };
+  };
+
+  /** After the body parser, on the buffered SigV4 routes: the signature that waited for the body, or the body against its signed hash. */
+  const bodyCheck: preHandlerHookHandler = (request, _reply, done) => {
+    const checked = awaitingBody.get(request);
+    const declared = checked === undefined ? expectedPayloadOf(request) : undefined;
+    if (checked === undefined && declared === undefined) return done();
+    const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+    if (checked !== undefined) {
+      verifier.verify(checked, body).then(() => done(unauthorized(checked.key, request)), done);
       return;
     }
-    if (platform && access.platform) return done();
-    const refusal = bearerRefusal(request, access.scope);
-    if (refusal === undefined) return done();
-    if (refusal.challenge !== undefined) reply.header('www-authenticate', refusal.challenge);
-    done(refusal.error);
-  });
+    done(createHash('sha256').update(body).digest('hex') === declared ? undefined : payloadMismatch());
+  };
 
-  if (configured) {
-    // After the body parser: the signature that waited for the body, or the body against its signed hash.
-    http.addHook('preHandler', (request, _reply, done) => {
-      const checked = awaitingBody.get(request);
-      const declared = checked === undefined ? expectedPayloadOf(request) : undefined;
-      // The async route checks its streamed body itself (verifiedBody).
-      if ((checked === undefined && declared === undefined) || request.routeOptions.config.runtimeApi === 'async') return done();
-      const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-      if (checked !== undefined) {
-        verifier.verify(checked, body).then(() => done(unauthorized(checked.key, request)), done);
-        return;
-      }
-      done(createHash('sha256').update(body).digest('hex') === declared ? undefined : payloadMismatch());
-    });
-  }
+  http.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const accesses = new Set(methods.map((method) => routeAccess(method, route.url)));
+    const [access] = accesses;
+    if (access === undefined || accesses.size > 1) {
+      throw new Error(`${methods.join(',')} ${route.url} needs one entry in src/server/auth/route-access.ts: which credential does it take?`);
+    }
+    route.config = { ...route.config, auth: access };
+    const guard = guardOf(access);
+    if (guard) route.onRequest = [...toArray(route.onRequest), guard];
+    // The async route checks its streamed body itself (verifiedBody).
+    if (guard && access.kind === 'sigv4' && route.config.runtimeApi !== 'async') route.preHandler = [...toArray(route.preHandler), bodyCheck];
+  });
 
   http.addHook('onListen', function (done) {
     const address = this.server.address();
     const host = typeof address === 'object' && address !== null ? address.address : undefined;
     if (configured) {
       this.log.info({ sigv4Keys: verifier.size, bearerTokens: tokens?.size ?? 0, sagemaker: platform }, 'authentication on');
+      // SAGEMAKER_MULTI_MODEL on-prem would leave model management open: say so where it shows.
+      if (platform && config.auth.sagemaker === undefined) {
+        this.log.warn(
+          {},
+          'SageMaker variables are set, so the routes SageMaker calls (/invocations, /models, /metrics, /execution-parameters) take no credential; outside SageMaker set INFERD_AUTH_SAGEMAKER=false',
+        );
+      }
     } else if (!platform && host !== undefined && !isLoopback(host)) {
       this.log.warn(
         { address: host },

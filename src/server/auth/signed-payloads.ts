@@ -5,7 +5,7 @@
  * the staging write fails with it and nothing is queued.
  */
 import { createHash } from 'node:crypto';
-import { pipeline, Transform, type Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { payloadMismatch } from './sigv4.js';
 
@@ -20,21 +20,23 @@ export function expectedPayloadOf(request: FastifyRequest): string | undefined {
   return expected.get(request);
 }
 
-/** `body` as it streams, failing at its end if the request's signed hash does not match it. */
+/**
+ * `body` as it streams, failing at its end if the request's signed hash does not match it. Lazy:
+ * nothing is read (and no `100 Continue` sent) until the route reads it.
+ */
 export function verifiedBody(request: FastifyRequest, body: Readable): Readable {
   const sha256 = expected.get(request);
   if (sha256 === undefined) return body;
-  const hash = createHash('sha256');
-  const checked = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
+  async function* checked(): AsyncGenerator<Buffer> {
+    const hash = createHash('sha256');
+    for await (const chunk of body as AsyncIterable<Buffer>) {
       hash.update(chunk);
-      callback(null, chunk);
-    },
-    flush(callback) {
-      callback(hash.digest('hex') === sha256 ? null : payloadMismatch());
-    },
-  });
+      yield chunk;
+    }
+    if (hash.digest('hex') !== sha256) throw payloadMismatch();
+  }
+  const stream = Readable.from(checked(), { objectMode: false });
   // Destroying the checked stream (the route does, when it is done) destroys the body too.
-  pipeline(body, checked, () => {});
-  return checked;
+  stream.once('close', () => body.destroy());
+  return stream;
 }

@@ -10,10 +10,12 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { InferdError } from '../../errors.js';
 import type { Operation, SigV4Key } from './credentials.js';
 
+/** Headers whose value changes what a runtime request does: never accepted unsigned. */
+const ACTED_ON = /^(x-amz-|x-amzn-sagemaker-|content-type$)/;
 const ALGORITHM = 'AWS4-HMAC-SHA256';
 const SERVICE = 'sagemaker';
 /** How far a request's X-Amz-Date may be from the server's clock, either way, as AWS allows. */
-export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+const MAX_CLOCK_SKEW_MS = 5 * 60_000;
 const HEX_SHA256 = /^[0-9a-f]{64}$/;
 const AMZ_DATE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
@@ -22,7 +24,7 @@ export const EMPTY_SHA256 = createHash('sha256').digest('hex');
 const missingToken = () => new InferdError('INFERD_ERR_UNAUTHENTICATED', 'Missing Authentication Token');
 const unrecognized = () => new InferdError('INFERD_ERR_CREDENTIALS_UNKNOWN', 'The security token included in the request is invalid.');
 const invalid = (message: string) => new InferdError('INFERD_ERR_SIGNATURE_INVALID', message);
-export const signatureMismatch = () =>
+const signatureMismatch = () =>
   invalid(
     'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.',
   );
@@ -173,6 +175,10 @@ export class SigV4Verifier {
    */
   check(head: SignedRequestHead, nowMs: number): CheckedRequest {
     const header = (name: string) => head.headers[name]?.join(',');
+    // Two of these would be read one way here and another way by a proxy in front.
+    for (const name of ['authorization', 'host', 'x-amz-date']) {
+      if ((head.headers[name]?.length ?? 0) > 1) throw invalid(`The header '${name}' must be sent once.`);
+    }
     const authorization = header('authorization');
     if (authorization === undefined) throw missingToken();
     const auth = parseAuthorization(authorization);
@@ -195,6 +201,12 @@ export class SigV4Verifier {
     }
     if (skew > MAX_CLOCK_SKEW_MS) {
       throw invalid(`Signature not yet current: ${dateHeader} is still later than ${amzDate(nowMs + MAX_CLOCK_SKEW_MS)} (${amzDate(nowMs)} + 5 min.)`);
+    }
+    // The routes act on these headers (the model, the input location, the content type): each
+    // must be covered by the signature, as the AWS SDKs and boto3 always sign them, or a replay
+    // within the window could change what a signed request does.
+    for (const name of Object.keys(head.headers)) {
+      if (ACTED_ON.test(name) && !auth.signedHeaders.includes(name)) throw invalid(`The header '${name}' must be signed (in SignedHeaders).`);
     }
     const headers: Record<string, string> = {};
     for (const name of auth.signedHeaders) {
@@ -219,6 +231,7 @@ export class SigV4Verifier {
       signature: auth.signature,
       request: {
         method: head.method,
+        // The type asks for them; the signer reads neither (the host is a signed header).
         protocol: 'http:',
         hostname: headers.host!,
         path: queryAt < 0 ? head.url : head.url.slice(0, queryAt),
