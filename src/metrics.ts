@@ -5,6 +5,7 @@
  * forwards the components' events to its methods.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { FastCounter, FastHistogram } from './metric-series.js';
 
 const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 const ROW_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096];
@@ -48,19 +49,20 @@ export type UnloadReason = 'request' | 'evicted' | 'shutdown';
 export class Metrics {
   readonly registry = new Registry();
 
-  readonly #requestDuration = new Histogram({
+  // The request path's series: observed on every request, so kept in FastHistogram/FastCounter.
+  readonly #requestDuration = new FastHistogram({
     name: 'inferd_request_duration_seconds',
     help: 'Invocation time from the request arriving to the response sent, by status class.',
     labelNames: ['model', 'status_class'] as const,
     buckets: LATENCY_BUCKETS_S,
-    registers: [this.registry],
+    registry: this.registry,
   });
-  readonly #queueWait = new Histogram({
+  readonly #queueWait = new FastHistogram({
     name: 'inferd_queue_wait_seconds',
     help: 'Time a request waited in the batcher before its batch was dispatched.',
     labelNames: ['model'] as const,
     buckets: LATENCY_BUCKETS_S,
-    registers: [this.registry],
+    registry: this.registry,
   });
   readonly #assemblyWait = new Histogram({
     name: 'inferd_batch_assembly_wait_seconds',
@@ -76,12 +78,12 @@ export class Metrics {
     buckets: LATENCY_BUCKETS_S,
     registers: [this.registry],
   });
-  readonly #codec = new Histogram({
+  readonly #codec = new FastHistogram({
     name: 'inferd_codec_seconds',
     help: 'Time to decode a request body into tensors, or encode outputs into a response body.',
     labelNames: ['model', 'operation'] as const,
     buckets: LATENCY_BUCKETS_S,
-    registers: [this.registry],
+    registry: this.registry,
   });
   readonly #batchRows = new Histogram({
     name: 'inferd_batch_size_rows',
@@ -90,17 +92,17 @@ export class Metrics {
     buckets: ROW_BUCKETS,
     registers: [this.registry],
   });
-  readonly #requests = new Counter({
+  readonly #requests = new FastCounter({
     name: 'inferd_requests_total',
     help: 'Invocations answered, by status class.',
     labelNames: ['model', 'status_class'] as const,
-    registers: [this.registry],
+    registry: this.registry,
   });
-  readonly #errors = new Counter({
+  readonly #errors = new FastCounter({
     name: 'inferd_request_errors_total',
     help: 'Invocations answered with an error, by inferd error code.',
     labelNames: ['model', 'code'] as const,
-    registers: [this.registry],
+    registry: this.registry,
   });
   readonly #dispatches = new Counter({
     name: 'inferd_batch_dispatches_total',
@@ -304,8 +306,9 @@ export class Metrics {
    * and cache counters stay: they are its history, a few series a model.
    */
   async forgetModel(model: string): Promise<void> {
-    const served = [this.#requestDuration, this.#queueWait, this.#assemblyWait, this.#compute, this.#codec, this.#batchRows];
-    const counted = [this.#requests, this.#errors, this.#dispatches, this.#rows, this.#autoscaleDecisions];
+    for (const series of [this.#requestDuration, this.#queueWait, this.#codec, this.#requests, this.#errors]) series.removeWhere('model', model);
+    const served = [this.#assemblyWait, this.#compute, this.#batchRows];
+    const counted = [this.#dispatches, this.#rows, this.#autoscaleDecisions];
     for (const metric of [...served, ...counted] as Array<Counter<string> | Histogram<string>>) {
       const seen = new Set<string>();
       for (const { labels } of (await metric.get()).values) {
@@ -330,16 +333,16 @@ export class Metrics {
 
   request(model: string, statusCode: number, durationMs: number, errorCode: string | undefined): void {
     const statusClass = `${Math.floor(statusCode / 100)}xx`;
-    this.#requests.inc({ model, status_class: statusClass });
-    this.#requestDuration.observe({ model, status_class: statusClass }, durationMs / 1000);
-    if (errorCode) this.#errors.inc({ model, code: errorCode });
+    this.#requests.inc(1, model, statusClass);
+    this.#requestDuration.observe(durationMs / 1000, model, statusClass);
+    if (errorCode) this.#errors.inc(1, model, errorCode);
   }
 
   queueWait(model: string, waitMs: number): void {
-    this.#queueWait.observe({ model }, waitMs / 1000);
+    this.#queueWait.observe(waitMs / 1000, model);
   }
 
   codec(model: string, operation: CodecOperation, durationMs: number): void {
-    this.#codec.observe({ model, operation }, durationMs / 1000);
+    this.#codec.observe(durationMs / 1000, model, operation);
   }
 }
