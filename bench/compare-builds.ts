@@ -1,0 +1,74 @@
+/**
+ * Compares two builds of inferd (two checkouts, each built with `npm run build`) on the
+ * churn-forest one-row CSV load, alternated over rounds: requests/s, and the HTTP thread's CPU per
+ * request read from /proc. `npm run build && node dist/bench/compare-builds.js DIR_A DIR_B`
+ * (ROUNDS, default 5; BENCH_MODELS_DIR). Issue 16's levers are measured with it.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const modelsDir = process.env.BENCH_MODELS_DIR ?? join(root, '..', 'shared', 'models');
+const rows = readFileSync(join(modelsDir, 'churn-requests.csv'), 'utf8').trim().split('\n').slice(1, 65);
+const [dirA, dirB] = process.argv.slice(2);
+if (!dirA || !dirB) throw new Error('usage: node dist/bench/compare-builds.js DIR_A DIR_B');
+const rounds = Number(process.env.ROUNDS ?? 5);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** utime + stime of the process's main thread, in clock ticks (10 ms). */
+function mainThreadTicks(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+interface Measured {
+  readonly rps: number;
+  readonly usPerRequest: number;
+  readonly non2xx: number;
+}
+
+async function measure(dir: string, port: number): Promise<Measured> {
+  const child = spawn('node', ['dist/src/main.js', 'serve', '--model-dir', join(root, 'models', 'churn-forest'), '--port', String(port)], {
+    cwd: dir,
+    env: { ...process.env, SAGEMAKER_CONTAINER_LOG_LEVEL: 'warn', INFERD_HOST: '127.0.0.1', SAGEMAKER_MODEL_SERVER_WORKERS: '1' },
+    stdio: 'ignore',
+  });
+  for (let i = 0; i < 200; i += 1) {
+    const ready = await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.ok, () => false);
+    if (ready) break;
+    await sleep(100);
+  }
+  const requests = rows.map((body) => ({ method: 'POST' as const, headers: { 'content-type': 'text/csv', accept: 'text/csv' }, body }));
+  const run = (duration: number) =>
+    new Promise<autocannon.Result>((resolve, reject) => autocannon({ url: `http://127.0.0.1:${port}/invocations`, connections: 64, duration, requests }, (e, r) => (e ? reject(e) : resolve(r))));
+  await run(2);
+  const before = mainThreadTicks(child.pid!);
+  const result = await run(6);
+  const after = mainThreadTicks(child.pid!);
+  child.kill('SIGTERM');
+  await new Promise((resolve) => child.once('exit', resolve));
+  return { rps: result.requests.average, usPerRequest: ((after - before) * 10_000) / result.requests.total, non2xx: result.non2xx };
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+const spread = (values: number[]) => `${median(values).toFixed(3)} (${Math.min(...values).toFixed(2)}-${Math.max(...values).toFixed(2)})`;
+
+const results: Record<'A' | 'B', Measured[]> = { A: [], B: [] };
+let port = 19100;
+for (let round = 0; round < rounds; round += 1) {
+  for (const [name, dir] of [['A', dirA], ['B', dirB]] as const) {
+    const measured = await measure(dir, port++);
+    results[name].push(measured);
+    process.stdout.write(`${round} ${name} ${JSON.stringify(measured)}\n`);
+  }
+}
+const rpsRatios = results.B.map((b, i) => b.rps / results.A[i]!.rps);
+const cpuRatios = results.B.map((b, i) => b.usPerRequest / results.A[i]!.usPerRequest);
+process.stdout.write(`B/A requests/s ${spread(rpsRatios)}; HTTP-thread us/request B/A ${spread(cpuRatios)}\n`);
