@@ -8,6 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { toOwnedTensor, type DType, type ModelSignature, type NamedTensors, type Tensor, type TensorSpec } from '../codecs/tensor.js';
+import { warmUpInputs } from './worker-entry.js';
 import type { ExecutionProviderName, WorkerOptions } from './worker-protocol.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
@@ -279,17 +280,6 @@ export interface LoadedTfjsModel {
   /** Runs one batch; rejects when TF.js fails. Every tensor it makes is disposed. */
   run(inputs: NamedTensors): Promise<NamedTensors>;
   dispose(): void;
-}
-
-/** A batch of one with every dynamic dimension at 1 (zeros). */
-export function warmUpInputs(signature: ModelSignature): NamedTensors {
-  const inputs: NamedTensors = {};
-  for (const spec of signature.inputs) {
-    const dims = spec.shape.map((d) => d ?? 1);
-    const length = dims.reduce((a, b) => a * b, 1);
-    inputs[spec.name] = { dtype: spec.dtype, dims, data: spec.dtype === 'float32' ? new Float32Array(length) : spec.dtype === 'int32' ? new Int32Array(length) : new Uint8Array(length) };
-  }
-  return inputs;
 }
 
 function toTfTensor(tf: Tf, tensor: Tensor): TfTensor {

@@ -1,0 +1,57 @@
+/**
+ * What every backend's worker entry does the same way: load the model, warm it up with a batch of
+ * one before reporting ready (or report why it could not load), then run each task and move its
+ * output buffers to the main thread. A backend supplies only how it loads and runs a model.
+ */
+import { parentPort } from 'node:worker_threads';
+import { move, transferableSymbol, valueSymbol } from 'piscina';
+import { allocate, type ModelSignature, type NamedTensors } from '../codecs/tensor.js';
+import type { ExecutionProviderName, InferenceOutcome, InferenceTask, WorkerStartMessage } from './worker-protocol.js';
+
+export interface WorkerModel {
+  readonly signature: ModelSignature;
+  readonly provider: ExecutionProviderName;
+  readonly engine: string;
+  readonly warnings: readonly string[];
+  run(inputs: NamedTensors): Promise<InferenceOutcome>;
+}
+
+/** A batch of one with every dynamic dimension at 1: enough to make a backend allocate and compile. */
+export function warmUpInputs(signature: ModelSignature): NamedTensors {
+  const inputs: NamedTensors = {};
+  for (const spec of signature.inputs) {
+    const dims = spec.shape.map((d) => d ?? 1);
+    inputs[spec.name] = { dtype: spec.dtype, dims, data: allocate(spec.dtype, dims.reduce((a, b) => a * b, 1)) };
+  }
+  return inputs;
+}
+
+/** Moves the output buffers to the main thread instead of copying them. */
+function transferOutcome(outcome: InferenceOutcome) {
+  const buffers = outcome.ok ? [...new Set(Object.values(outcome.outputs).map((t) => t.data.buffer as ArrayBuffer))] : [];
+  return move({
+    get [transferableSymbol]() {
+      return buffers;
+    },
+    get [valueSymbol]() {
+      return outcome;
+    },
+  } as unknown as ArrayBuffer);
+}
+
+/** The Piscina task function of a worker entry: Piscina awaits it before it marks the worker ready. */
+export async function serveModel(load: () => Promise<WorkerModel>): Promise<(task: InferenceTask) => Promise<unknown>> {
+  let model: WorkerModel;
+  try {
+    model = await load();
+    const warmUp = await model.run(warmUpInputs(model.signature));
+    if (!warmUp.ok) throw new Error(`warm-up run failed: ${warmUp.message}`);
+  } catch (error) {
+    const failed: WorkerStartMessage = { type: 'inferd:load-failed', message: (error as Error).message };
+    parentPort!.postMessage(failed);
+    return async () => ({ ok: false, code: 'INFERD_ERR_NOT_READY', message: failed.message } satisfies InferenceOutcome);
+  }
+  const ready: WorkerStartMessage = { type: 'inferd:ready', signature: model.signature, provider: model.provider, engine: model.engine, warnings: model.warnings };
+  parentPort!.postMessage(ready);
+  return async (task) => transferOutcome(await model.run(task.inputs));
+}
