@@ -1,12 +1,13 @@
 /**
  * Writes an ONNX multi-layer perceptron without any ONNX library (there is none here): the few
- * protocol-buffer field kinds ONNX needs (varints and length-delimited fields, as in
- * test/onnx-model.ts) and, per dense layer, `MatMul` + `Add` (+ `Relu`), then `Softmax`.
+ * protocol-buffer field kinds ONNX needs (bench/protobuf.ts) and, per dense layer, `MatMul` + `Add` (+ `Relu`), then `Softmax`.
  *
  * Input `features` [batch, inputs] float32 (batch a symbolic dimension), output `probabilities`
  * [batch, classes], opset 13. The weights are laid out as TF.js's Dense kernels are: [in, out],
  * row-major, so `x · W + b` is the same arithmetic on both sides.
  */
+
+import { bytes, int, message } from './protobuf.js';
 
 /** One dense layer: `kernel` is [inputs, units] row-major, `bias` [units]. */
 export interface DenseLayer {
@@ -16,25 +17,6 @@ export interface DenseLayer {
   readonly bias: Float32Array;
   readonly activation: 'relu' | 'softmax';
 }
-
-function varint(value: number): Buffer {
-  if (!Number.isSafeInteger(value) || value < 0) throw new Error(`varint: ${value} is not a non-negative integer`);
-  const bytes: number[] = [];
-  let rest = value;
-  while (rest >= 0x80) {
-    bytes.push((rest % 0x80) | 0x80);
-    rest = Math.floor(rest / 0x80);
-  }
-  bytes.push(rest);
-  return Buffer.from(bytes);
-}
-const key = (field: number, wireType: 0 | 2) => varint(field * 8 + wireType);
-const int = (field: number, value: number) => Buffer.concat([key(field, 0), varint(value)]);
-const bytes = (field: number, value: Buffer | string) => {
-  const payload = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
-  return Buffer.concat([key(field, 2), varint(payload.length), payload]);
-};
-const message = (field: number, ...parts: Buffer[]) => bytes(field, Buffer.concat(parts));
 
 /** TensorProto.DataType.FLOAT; AttributeProto.AttributeType.INT. */
 const FLOAT = 1;

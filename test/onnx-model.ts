@@ -5,25 +5,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-
-/** Protocol buffers, the little of them ONNX needs: varints, and length-delimited fields. */
-function varint(value: number): Buffer {
-  const bytes: number[] = [];
-  let rest = value;
-  while (rest >= 0x80) {
-    bytes.push((rest % 0x80) | 0x80);
-    rest = Math.floor(rest / 0x80);
-  }
-  bytes.push(rest);
-  return Buffer.from(bytes);
-}
-const key = (field: number, wireType: 0 | 2) => varint(field * 8 + wireType);
-const int = (field: number, value: number) => Buffer.concat([key(field, 0), varint(value)]);
-const bytes = (field: number, value: Buffer | string) => {
-  const payload = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
-  return Buffer.concat([key(field, 2), varint(payload.length), payload]);
-};
-const message = (field: number, ...parts: Buffer[]) => bytes(field, Buffer.concat(parts));
+import { bytes, int, message } from '../bench/protobuf.js';
 
 const FLOAT = 1;
 
