@@ -13,10 +13,10 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { seededRandom } from '../bench/payloads.js';
 import {
   referenceTensor,
   seededNormal,
-  seededRandom,
   TFJS_MODELS,
   TFJS_REFERENCE_FILE,
   type ReferenceTensor,

@@ -4,6 +4,7 @@
  * the reference file gives only by its seed).
  */
 import { readFile } from 'node:fs/promises';
+import { seededRandom } from '../bench/payloads.js';
 import { fileURLToPath } from 'node:url';
 import type { NamedTensors, Tensor } from '../src/codecs/tensor.js';
 
@@ -36,18 +37,6 @@ export interface TfjsReference {
 
 export async function loadTfjsReference(): Promise<TfjsReference> {
   return JSON.parse(await readFile(TFJS_REFERENCE_FILE, 'utf8')) as TfjsReference;
-}
-
-/** mulberry32: a small seeded generator of numbers in [0, 1), the same on every platform. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function seededUniform(seed: number, count: number): Float32Array {
