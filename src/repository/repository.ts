@@ -7,12 +7,12 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InferdError } from '../errors.js';
-import { fileVersion } from '../storage/file-store.js';
+import { fileVersion, syncDirectory } from '../storage/file-store.js';
 import { StorageError, type ObjectStore } from '../storage/object-store.js';
 import { joinUri, parseUri, type ObjectLocation } from '../storage/uri.js';
 import { checkModelEntries } from './model-source.js';
@@ -324,14 +324,6 @@ async function isDirectory(path: string): Promise<boolean> {
   );
 }
 
-async function syncDirectory(directory: string): Promise<void> {
-  const handle = await open(directory, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
 /**
  * Downloads `uri` and hands its body to `consume`. The body failing (a connection reset

@@ -94,7 +94,8 @@ export function fileVersion(stats: Stats): string {
   return `${stats.mtimeMs}-${stats.size}-${stats.ino}`;
 }
 
-async function syncDirectory(directory: string): Promise<void> {
+/** Makes a rename or a new entry in `directory` durable (fsync of the directory itself). */
+export async function syncDirectory(directory: string): Promise<void> {
   const handle = await open(directory, 'r');
   try {
     await handle.sync();
