@@ -1,0 +1,158 @@
+/**
+ * Where the HTTP thread's time goes on the churn load, by V8's sampling profiler: each build
+ * given (a checkout built with `npm run build`) serves churn-forest under `node --cpu-prof` while
+ * autocannon sends one-row CSV on 64 connections; the main thread's profile is summarised as
+ * self time by category and by function. The profiler itself slows the server, so read the
+ * shares, not the totals. `npm run build && node dist/bench/profile.js LABEL=DIR [LABEL=DIR…]`
+ * (PROFILE_DURATION_S, default 8; BENCH_MODELS_DIR); writes bench/results/<time>-profile.{json,md}.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import autocannon from 'autocannon';
+import { REPO_ROOT } from './options.js';
+import { saveResults } from './report.js';
+
+interface ProfileNode {
+  readonly id: number;
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
+}
+
+interface CpuProfile {
+  readonly nodes: readonly ProfileNode[];
+  readonly samples: readonly number[];
+  readonly timeDeltas: readonly number[];
+}
+
+/** Categories, first match wins; a frame's url (or, for natives, its name) decides. */
+const CATEGORIES: ReadonlyArray<readonly [string, (frame: ProfileNode['callFrame']) => boolean]> = [
+  ['garbage collection', (f) => f.functionName === '(garbage collector)'],
+  ['socket writes (writev, kernel send)', (f) => f.url === '' && /^(writev|writeBuffer|writeUtf8String|writeLatin1String)$/.test(f.functionName)],
+  ['inferd: codecs', (f) => f.url.includes('/dist/src/codecs/')],
+  ['inferd: runtime (batcher, pool)', (f) => f.url.includes('/dist/src/runtime/')],
+  ['inferd: metrics', (f) => /\/dist\/src\/(metric|metrics)/.test(f.url)],
+  ['inferd: server, modes, data plane', (f) => f.url.includes('/dist/src/')],
+  ['Piscina and worker messaging', (f) => f.url.includes('/piscina/') || f.url.includes('internal/worker') || /postMessage|receiveMessage|MessagePort/.test(f.functionName)],
+  ['Fastify', (f) => /\/node_modules\/(fastify|find-my-way|@fastify|avvio|light-my-request|fast-json-stringify|toad-cache|secure-json-parse)/.test(f.url)],
+  ['pino (logging)', (f) => f.url.includes('/node_modules/pino')],
+  ['prom-client', (f) => f.url.includes('/node_modules/prom-client')],
+  ['Node: HTTP parser and responses', (f) => /_http_|internal\/http|HTTPParser|parserOnHeaders/.test(f.url + f.functionName)],
+  ['Node: streams, events, net, timers', (f) => /internal\/streams|node:events|^events$|node:net|internal\/timers|node:stream|internal\/stream_base|node:internal\/process\/task_queues/.test(f.url)],
+  ['idle (event loop waiting)', (f) => f.functionName === '(idle)'],
+  ['(program): V8 and native outside JS', (f) => f.functionName === '(program)'],
+];
+
+const categoryOf = (frame: ProfileNode['callFrame']) => CATEGORIES.find(([, test]) => test(frame))?.[0] ?? 'other';
+
+interface Summary {
+  readonly label: string;
+  readonly requestsPerS: number;
+  readonly profiledMs: number;
+  /** Category → share of the busy (non-idle) samples' time. */
+  readonly categories: Record<string, number>;
+  readonly topFunctions: ReadonlyArray<{ readonly name: string; readonly share: number }>;
+  /** What "other" holds, so that no large cost hides in it. */
+  readonly topOther: ReadonlyArray<{ readonly name: string; readonly share: number }>;
+}
+
+function summarise(label: string, profile: CpuProfile, requestsPerS: number): Summary {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  // Only the window under load counts, not start-up (module compilation) or the drain: from the
+  // first sample inside the invocation route to the last.
+  const inRoute = profile.samples.map((id) => byId.get(id)!.callFrame.url.endsWith('/dist/src/server/routes/invocations.js'));
+  const first = inRoute.indexOf(true);
+  const last = inRoute.lastIndexOf(true);
+  const selfUs = new Map<number, number>();
+  for (let i = first + 1; i <= last; i += 1) selfUs.set(profile.samples[i]!, (selfUs.get(profile.samples[i]!) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  const categories: Record<string, number> = {};
+  const functions = new Map<string, number>();
+  const others = new Map<string, number>();
+  let busyUs = 0;
+  let totalUs = 0;
+  for (const [id, us] of selfUs) {
+    const frame = byId.get(id)!.callFrame;
+    totalUs += us;
+    if (frame.functionName === '(idle)') continue;
+    busyUs += us;
+    const category = categoryOf(frame);
+    categories[category] = (categories[category] ?? 0) + us;
+    const where = frame.url === '' ? '' : ` ${frame.url.replace(/^.*\/(node_modules|dist)\//, '$1/').replace(/^file:\/\//, '')}:${frame.lineNumber + 1}`;
+    const name = `${frame.functionName || '(anonymous)'}${where}`;
+    functions.set(name, (functions.get(name) ?? 0) + us);
+    if (category === 'other') others.set(name, (others.get(name) ?? 0) + us);
+  }
+  for (const key of Object.keys(categories)) categories[key] = categories[key]! / busyUs;
+  const top = (map: Map<string, number>, n: number) =>
+    [...map]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([name, us]) => ({ name, share: us / busyUs }));
+  return { label, requestsPerS, profiledMs: totalUs / 1000, categories, topFunctions: top(functions, 25), topOther: top(others, 10) };
+}
+
+async function profileBuild(label: string, dir: string, port: number, durationS: number, modelsDir: string): Promise<Summary> {
+  const profileDir = mkdtempSync(join(tmpdir(), 'inferd-profile-'));
+  const child = spawn(
+    process.execPath,
+    ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, 'dist/src/main.js', 'serve', '--model-dir', join(REPO_ROOT, 'models', 'churn-forest'), '--port', String(port)],
+    { cwd: dir, env: { ...process.env, SAGEMAKER_CONTAINER_LOG_LEVEL: 'warn', INFERD_HOST: '127.0.0.1' }, stdio: 'ignore' },
+  );
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  for (let i = 0; i < 300 && !(await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.ok, () => false)); i += 1) await sleep(100);
+  const rows = readFileSync(join(modelsDir, 'churn-requests.csv'), 'utf8').trim().split('\n').slice(1, 65);
+  const requests = rows.map((body) => ({ method: 'POST' as const, headers: { 'content-type': 'text/csv', accept: 'text/csv' }, body }));
+  const result = await new Promise<autocannon.Result>((resolve, reject) =>
+    autocannon({ url: `http://127.0.0.1:${port}/invocations`, connections: 64, duration: durationS, requests }, (error, r) => (error ? reject(error) : resolve(r))),
+  );
+  child.kill('SIGTERM');
+  await exited;
+  // Node names each thread's profile CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the main thread is 0.
+  const main = readdirSync(profileDir).find((name) => name.split('.')[4] === '0');
+  if (!main) throw new Error(`${label}: no main-thread profile in ${profileDir}`);
+  const profile = JSON.parse(readFileSync(join(profileDir, main), 'utf8')) as CpuProfile;
+  rmSync(profileDir, { recursive: true, force: true });
+  return summarise(label, profile, result.requests.average);
+}
+
+function render(summaries: readonly Summary[], durationS: number): string {
+  const pct = (share: number | undefined) => (share === undefined ? '–' : `${(share * 100).toFixed(1)}%`);
+  const categories = [...new Set(summaries.flatMap((s) => Object.keys(s.categories)))].sort(
+    (a, b) => (summaries[0]!.categories[b] ?? 0) - (summaries[0]!.categories[a] ?? 0),
+  );
+  const lines = [
+    `# The HTTP thread's profile on the churn load`,
+    '',
+    `Command: \`npm run build && node dist/bench/profile.js ${summaries.map((s) => `${s.label}=DIR`).join(' ')}\`; ${durationS} s of one-row CSV on 64 connections per build, the server under \`node --cpu-prof\` (which slows it: read the shares, not the totals). Self time of the main thread's busy samples (idle excluded).`,
+    '',
+    `| category | ${summaries.map((s) => s.label).join(' | ')} |`,
+    `| --- | ${summaries.map(() => '--:').join(' | ')} |`,
+    ...categories.map((category) => `| ${category} | ${summaries.map((s) => pct(s.categories[category])).join(' | ')} |`),
+    `| requests/s while profiled | ${summaries.map((s) => Math.round(s.requestsPerS).toLocaleString('en-US')).join(' | ')} |`,
+  ];
+  for (const summary of summaries) {
+    lines.push('', `## ${summary.label}: the 25 functions with the most self time`, '', '| function | share |', '| --- | --: |');
+    for (const { name, share } of summary.topFunctions) lines.push(`| \`${name.replaceAll('|', '\\|')}\` | ${pct(share)} |`);
+    lines.push('', `Of "other", the most:`, '', '| function | share |', '| --- | --: |');
+    for (const { name, share } of summary.topOther) lines.push(`| \`${name.replaceAll('|', '\\|')}\` | ${pct(share)} |`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+const builds = process.argv.slice(2).map((arg) => {
+  const [label, dir] = arg.split('=');
+  if (!label || !dir) throw new Error('usage: node dist/bench/profile.js LABEL=DIR [LABEL=DIR…]');
+  return { label, dir };
+});
+if (builds.length === 0) throw new Error('usage: node dist/bench/profile.js LABEL=DIR [LABEL=DIR…]');
+const durationS = Number(process.env.PROFILE_DURATION_S ?? 8);
+const modelsDir = process.env.BENCH_MODELS_DIR ?? join(REPO_ROOT, '..', 'shared', 'models');
+const summaries: Summary[] = [];
+let port = 19300;
+for (const { label, dir } of builds) {
+  summaries.push(await profileBuild(label, dir, port++, durationS, modelsDir));
+  process.stdout.write(`${label} (${relative(process.cwd(), dir) || '.'}): profiled\n`);
+}
+const markdown = render(summaries, durationS);
+await saveResults('profile', new Date().toISOString(), { durationS, summaries }, markdown);
