@@ -7,6 +7,7 @@ import {
   SUPPORTED_REQUEST_TYPES,
   SUPPORTED_RESPONSE_TYPES,
 } from '../../src/codecs/registry.js';
+import { requestDecoder, responseEncoder } from '../../src/codecs/negotiation.js';
 
 describe('codec registry', () => {
   it('finds a decoder for every supported request type, aliases included', () => {
@@ -55,4 +56,22 @@ describe('negotiateResponseType', () => {
       assert.equal(negotiateResponseType(accept, defaultAccept), expected);
     });
   }
+
+  it('responseEncoder remembers each header: the same encoder every time, past the memo size, for every default', () => {
+    const noise = Array.from({ length: 600 }, (_, i) => `text/csv;q=0.${(i % 9) + 1}, application/x-${i}`);
+    for (let pass = 0; pass < 2; pass += 1) {
+      for (const { accept, defaultAccept = 'application/json', expected } of [...cases, ...noise.map((accept) => ({ accept, defaultAccept: 'application/json', expected: 'text/csv' }))]) {
+        if (expected === undefined) assert.throws(() => responseEncoder(accept, defaultAccept), { code: 'INFERD_ERR_NOT_ACCEPTABLE' });
+        else assert.equal(responseEncoder(accept, defaultAccept).mediaType, expected, `Accept ${JSON.stringify(accept)}, pass ${pass}`);
+      }
+    }
+  });
+
+  it('requestDecoder remembers each Content-Type and still refuses the unsupported ones every time', () => {
+    for (let pass = 0; pass < 2; pass += 1) {
+      assert.equal(requestDecoder('Text/CSV; charset=utf-8').mediaType, 'text/csv');
+      assert.equal(requestDecoder(undefined).mediaType, 'application/json');
+      assert.throws(() => requestDecoder('text/html'), { code: 'INFERD_ERR_UNSUPPORTED_MEDIA_TYPE' });
+    }
+  });
 });
