@@ -95,6 +95,7 @@ export class Batcher {
   /** When a dispatch slot last became free: a batch held after it was waiting on purpose. */
   #freeSince = performance.now();
   #delayTimer: NodeJS.Timeout | undefined;
+  #pumpScheduled = false;
   #maxBatchesInFlight: number;
   #closed = false;
   #drained: Promise<void> | undefined;
@@ -141,6 +142,20 @@ export class Batcher {
       this.#queued += 1;
       this.#queuedRows += entry.rows;
       this.#armDeadline();
+      this.#pumpThisTurn();
+    });
+  }
+
+  /**
+   * Dispatches once the event loop has handled everything that arrived with this request:
+   * requests read from many sockets in one turn go out as one batch instead of the first alone,
+   * which costs no latency (the turn is under way) and fewer hand-offs per request.
+   */
+  #pumpThisTurn(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    setImmediate(() => {
+      this.#pumpScheduled = false;
       this.#pump();
     });
   }
@@ -300,7 +315,7 @@ export class Batcher {
         );
       });
     }
-    this.#pump();
+    this.#pumpThisTurn();
     this.#checkIdle();
   }
 

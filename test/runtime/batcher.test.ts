@@ -52,14 +52,23 @@ function gatedBatcher(options: Partial<BatcherOptions> = {}) {
   return { batcher, submit, runs, dispatches, finish };
 }
 
-const tick = () => new Promise((resolve) => setImmediate(resolve));
+/**
+ * Lets the batcher finish the event-loop turn: it dispatches once per turn, from an immediate
+ * that may be queued behind the caller's own.
+ */
+const tick = async () => {
+  for (let turn = 0; turn < 2; turn += 1) await new Promise((resolve) => setImmediate(resolve));
+};
 
 describe('Batcher', () => {
-  it('runs at once when every instance is idle, then merges what queued meanwhile, by rows', async () => {
+  it('runs what arrived in one turn as soon as an instance is idle, then merges what queued meanwhile, by rows', async () => {
     const { batcher, submit, runs, dispatches, finish } = gatedBatcher({ maxBatchSize: 6 });
     const first = submit(request(1));
+    assert.deepEqual(dispatches, [], 'dispatched once the turn is over');
+    await tick();
     assert.deepEqual(dispatches, [{ reason: 'idle', rows: 1, requests: 1 }]);
     const queued = [submit(request(3)), submit(request(2)), submit(request(4))];
+    await tick();
     assert.deepEqual(batcher.stats(), { queued: 3, queuedRows: 9, inFlight: 1 });
     runs[0]!.open();
     await first;
@@ -80,10 +89,22 @@ describe('Batcher', () => {
     await finish();
   });
 
+  it('sends requests that arrive in the same turn to an idle instance as one batch', async () => {
+    const { submit, runs, dispatches, finish } = gatedBatcher();
+    const all = [submit(request(1)), submit(request(2)), submit(request(1))];
+    await tick();
+    assert.deepEqual(dispatches, [{ reason: 'idle', rows: 4, requests: 3 }]);
+    runs[0]!.open();
+    assert.deepEqual((await Promise.all(all)).map((result) => result.outputs.x!.dims[0]), [1, 2, 1]);
+    await finish();
+  });
+
   it('holds a batch while another instance is busy, until maxQueueDelayMs or a preferred size', async () => {
     const { submit, runs, dispatches, finish } = gatedBatcher({ maxBatchesInFlight: 2, maxQueueDelayMs: 30, preferredBatchSizes: [3] });
     void submit(request(1));
+    await tick();
     void submit(request(1));
+    await tick();
     assert.equal(dispatches.length, 1, 'the second waits: one instance is busy');
     // Only its delay timer can send it now.
     const deadline = Date.now() + 10_000;
@@ -93,6 +114,7 @@ describe('Batcher', () => {
     await tick();
     void submit(request(1));
     void submit(request(2));
+    await tick();
     assert.deepEqual(dispatches[2], { reason: 'preferred', rows: 3, requests: 2 });
     await finish();
   });
@@ -100,6 +122,7 @@ describe('Batcher', () => {
   it('never merges requests of different shapes, and lets other shapes go first', async () => {
     const { submit, runs, dispatches, finish } = gatedBatcher();
     void submit(request(1, 2));
+    await tick();
     const a = submit(request(1, 3));
     const b = submit(request(1, 2));
     const c = submit(request(1, 3));
@@ -134,6 +157,7 @@ describe('Batcher', () => {
   it('drops a request whose client disconnects while it is queued', async () => {
     const { submit, runs, finish } = gatedBatcher();
     void submit(request(1));
+    await tick();
     let gone = false;
     const queued = submit(request(1), () => gone);
     const after = submit(request(1));
@@ -160,6 +184,7 @@ describe('Batcher', () => {
   it('fails every member of a batch that failed for a reason none of them caused', async () => {
     const { submit, runs, finish } = gatedBatcher();
     void submit(request(1)).catch(() => {});
+    await tick();
     const members = [submit(request(1)), submit(request(2))];
     runs[0]!.open();
     await tick();
@@ -171,6 +196,7 @@ describe('Batcher', () => {
   it('reruns the members of a batch that failed on its data one by one, so only the bad one fails', async () => {
     const { submit, runs, finish } = gatedBatcher();
     void submit(request(1));
+    await tick();
     const good = submit(request(1, 2, 7));
     const bad = submit(request(2, 2, 9));
     runs[0]!.open();
@@ -191,6 +217,7 @@ describe('Batcher', () => {
   it('fails the whole batch when the model returns the wrong row count', async () => {
     const { submit, runs, finish } = gatedBatcher();
     void submit(request(1));
+    await tick();
     const members = [submit(request(1)), submit(request(2))];
     runs[0]!.open();
     await tick();
@@ -202,6 +229,7 @@ describe('Batcher', () => {
   it('with maxBatchSize 1, never merges', async () => {
     const { submit, runs, dispatches, finish } = gatedBatcher({ maxBatchSize: 1 });
     const all = [1, 2, 3].map(() => submit(request(1)));
+    await tick();
     for (let i = 0; i < 3; i += 1) {
       runs[i]!.open();
       await tick();
@@ -213,7 +241,9 @@ describe('Batcher', () => {
 
   it('drain waits for queued and running work, then refuses new work', async () => {
     const { batcher, submit, runs, finish } = gatedBatcher();
-    const work = [submit(request(1)), submit(request(1))];
+    const work = [submit(request(1))];
+    await tick();
+    work.push(submit(request(1)));
     let drained = false;
     const draining = batcher.drain().then(() => (drained = true));
     await assert.rejects(submit(request(1)), { code: 'INFERD_ERR_SHUTTING_DOWN' });
@@ -235,6 +265,7 @@ describe('Batcher, when merging fails', () => {
     const { submit, runs, finish } = gatedBatcher({ layout });
     const tokens = (length: number): NamedTensors => ({ x: { dtype: 'int64', dims: [1, length], data: new BigInt64Array(length) } });
     const first = submit(tokens(2));
+    await tick();
     const members = [submit(tokens(3)), submit(tokens(4))];
     runs[0]!.open();
     await first;
