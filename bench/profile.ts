@@ -1,10 +1,12 @@
 /**
- * Where the HTTP thread's time goes on the churn load, by V8's sampling profiler: each build
- * given (a checkout built with `npm run build`) serves churn-forest under `node --cpu-prof` while
- * autocannon sends one-row CSV on 64 connections; the main thread's profile is summarised as
- * self time by category and by function. The profiler itself slows the server, so read the
- * shares, not the totals. `npm run build && node dist/bench/profile.js LABEL=DIR [LABEL=DIR…]`
- * (PROFILE_DURATION_S, default 8; BENCH_MODELS_DIR); writes bench/results/<time>-profile.{json,md}.
+ * Where the HTTP thread's time goes under a bench scenario's load, by V8's sampling profiler:
+ * each build given (a checkout built with `npm run build`) serves the scenario's model under
+ * `node --cpu-prof` while autocannon sends the scenario's bodies; the main thread's profile is
+ * summarised as self time by category and by function. The profiler itself slows the server, so
+ * read the shares, not the totals.
+ * `npm run build && node dist/bench/profile.js LABEL=DIR [LABEL=DIR…]` (PROFILE_SCENARIO, default
+ * churn-csv; PROFILE_DURATION_S, default 8; BENCH_MODELS_DIR); writes
+ * bench/results/<time>-profile-<scenario>.{json,md}.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -12,8 +14,10 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
-import { REPO_ROOT } from './options.js';
+import { InferdModelDir } from './model-dirs.js';
+import { REPO_ROOT, type ScenarioId } from './options.js';
 import { saveResults } from './report.js';
+import { defineScenarios, type Scenario } from './scenarios.js';
 
 interface ProfileNode {
   readonly id: number;
@@ -92,19 +96,21 @@ function summarise(label: string, profile: CpuProfile, requestsPerS: number): Su
   return { label, requestsPerS, profiledMs: totalUs / 1000, categories, topFunctions: top(functions, 25), topOther: top(others, 10) };
 }
 
-async function profileBuild(label: string, dir: string, port: number, durationS: number, modelsDir: string): Promise<Summary> {
+async function profileBuild(label: string, dir: string, port: number, durationS: number, scenario: Scenario, modelDir: string): Promise<Summary> {
   const profileDir = mkdtempSync(join(tmpdir(), 'inferd-profile-'));
   const child = spawn(
     process.execPath,
-    ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, 'dist/src/main.js', 'serve', '--model-dir', join(REPO_ROOT, 'models', 'churn-forest'), '--port', String(port)],
+    ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, 'dist/src/main.js', 'serve', '--model-dir', modelDir, '--port', String(port)],
     { cwd: dir, env: { ...process.env, SAGEMAKER_CONTAINER_LOG_LEVEL: 'warn', INFERD_HOST: '127.0.0.1' }, stdio: 'ignore' },
   );
   const exited = new Promise((resolve) => child.once('exit', resolve));
   for (let i = 0; i < 300 && !(await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.ok, () => false)); i += 1) await sleep(100);
-  const rows = readFileSync(join(modelsDir, 'churn-requests.csv'), 'utf8').trim().split('\n').slice(1, 65);
-  const requests = rows.map((body) => ({ method: 'POST' as const, headers: { 'content-type': 'text/csv', accept: 'text/csv' }, body }));
+  const headers = { 'content-type': scenario.contentType, accept: scenario.accept };
+  const requests = scenario.buildBodies().map((body) => ({ method: 'POST' as const, headers, body }));
   const result = await new Promise<autocannon.Result>((resolve, reject) =>
-    autocannon({ url: `http://127.0.0.1:${port}/invocations`, connections: 64, duration: durationS, requests }, (error, r) => (error ? reject(error) : resolve(r))),
+    autocannon({ url: `http://127.0.0.1:${port}/invocations`, connections: scenario.connections, duration: durationS, requests }, (error, r) =>
+      error ? reject(error) : resolve(r),
+    ),
   );
   child.kill('SIGTERM');
   await exited;
@@ -116,15 +122,15 @@ async function profileBuild(label: string, dir: string, port: number, durationS:
   return summarise(label, profile, result.requests.average);
 }
 
-function render(summaries: readonly Summary[], durationS: number): string {
+function render(summaries: readonly Summary[], durationS: number, scenario: Scenario): string {
   const pct = (share: number | undefined) => (share === undefined ? '–' : `${(share * 100).toFixed(1)}%`);
   const categories = [...new Set(summaries.flatMap((s) => Object.keys(s.categories)))].sort(
     (a, b) => (summaries[0]!.categories[b] ?? 0) - (summaries[0]!.categories[a] ?? 0),
   );
   const lines = [
-    `# The HTTP thread's profile on the churn load`,
+    `# The HTTP thread's profile: ${scenario.title}`,
     '',
-    `Command: \`npm run build && node dist/bench/profile.js ${summaries.map((s) => `${s.label}=DIR`).join(' ')}\`; ${durationS} s of one-row CSV on 64 connections per build, the server under \`node --cpu-prof\` (which slows it: read the shares, not the totals). Self time of the main thread's busy samples (idle excluded).`,
+    `Command: \`PROFILE_SCENARIO=${scenario.id} npm run build && node dist/bench/profile.js ${summaries.map((s) => `${s.label}=DIR`).join(' ')}\`; ${durationS} s of the scenario's bodies on ${scenario.connections} connections per build, the server under \`node --cpu-prof\` (which slows it: read the shares, not the totals). Self time of the main thread's busy samples (idle excluded).`,
     '',
     `| category | ${summaries.map((s) => s.label).join(' | ')} |`,
     `| --- | ${summaries.map(() => '--:').join(' | ')} |`,
@@ -148,11 +154,20 @@ const builds = process.argv.slice(2).map((arg) => {
 if (builds.length === 0) throw new Error('usage: node dist/bench/profile.js LABEL=DIR [LABEL=DIR…]');
 const durationS = Number(process.env.PROFILE_DURATION_S ?? 8);
 const modelsDir = process.env.BENCH_MODELS_DIR ?? join(REPO_ROOT, '..', 'shared', 'models');
+const scenarios = defineScenarios(modelsDir);
+const scenarioId = (process.env.PROFILE_SCENARIO ?? 'churn-csv') as ScenarioId;
+const scenario = scenarios[scenarioId];
+if (!scenario) throw new Error(`PROFILE_SCENARIO: unknown scenario "${scenarioId}" (known: ${Object.keys(scenarios).join(', ')})`);
+const modelDir = await InferdModelDir.create(scenario.modelPath, scenario.batchingConfig ?? {});
 const summaries: Summary[] = [];
 let port = 19300;
-for (const { label, dir } of builds) {
-  summaries.push(await profileBuild(label, dir, port++, durationS, modelsDir));
-  process.stdout.write(`${label} (${relative(process.cwd(), dir) || '.'}): profiled\n`);
+try {
+  for (const { label, dir } of builds) {
+    summaries.push(await profileBuild(label, dir, port++, durationS, scenario, modelDir.path));
+    process.stdout.write(`${label} (${relative(process.cwd(), dir) || '.'}): profiled\n`);
+  }
+} finally {
+  await modelDir.remove();
 }
-const markdown = render(summaries, durationS);
-await saveResults('profile', new Date().toISOString(), { durationS, summaries }, markdown);
+const markdown = render(summaries, durationS, scenario);
+await saveResults(`profile-${scenario.id}`, new Date().toISOString(), { scenario: scenario.id, durationS, summaries }, markdown);
