@@ -50,6 +50,11 @@ describe('JSON decoder', () => {
     });
   }
 
+  it('reads the non-finite floats the encoder writes as strings', () => {
+    const decoded = decode({ instances: [['NaN', 'Infinity', '-Infinity', ...Array(17).fill(0.5)]] });
+    assert.deepEqual(Array.from(decoded.inputs.features!.data as Float32Array).slice(0, 4), [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 0.5]);
+  });
+
   it('treats a flat array as one row of a 2-D input', () => {
     const row = REFERENCE.rows[0] as number[];
     assertTensor(decode(row).inputs.features, { dtype: 'float32', dims: [1, 20], data: Float32Array.from(row) });
@@ -94,6 +99,13 @@ describe('JSON decoder', () => {
     { name: 'inputs a string', body: { inputs: 'x' }, code: 'INFERD_ERR_BODY_MALFORMED', message: /"inputs" must be/ },
     { name: 'empty instances', body: { instances: [] }, code: 'INFERD_ERR_INPUT_INVALID', message: /empty/ },
     { name: 'ragged instances', body: { instances: [row, [1, 2]] }, code: 'INFERD_ERR_INPUT_INVALID', message: /input 'features'\[1\] must be an array of 20/ },
+    {
+      name: 'a string among the numbers',
+      body: { instances: [row, [...row.slice(0, 2), 'a', ...row.slice(3)]] },
+      code: 'INFERD_ERR_INPUT_INVALID',
+      message: /^input 'features'\[1\]\[2\]: expected a number, got string "a"$/,
+    },
+    { name: 'a null among the numbers', body: { instances: [[null, ...row.slice(1)]] }, code: 'INFERD_ERR_INPUT_INVALID', message: /^input 'features'\[0\]\[0\]: expected a number, got null$/ },
     { name: 'a short row', body: { instances: [row.slice(1)] }, code: 'INFERD_ERR_INPUT_INVALID', message: /dimension 1 must be 20, got 19/ },
     { name: 'an unknown columnar name', body: { inputs: { feature: [row] } }, code: 'INFERD_ERR_INPUT_INVALID', message: /unknown input 'feature'/ },
     { name: 'a rank-3 tensor', body: { inputs: { features: [[row]] } }, code: 'INFERD_ERR_INPUT_INVALID', message: /rank 2/ },
