@@ -94,8 +94,34 @@ export function fileVersion(stats: Stats): string {
   return `${stats.mtimeMs}-${stats.size}-${stats.ino}`;
 }
 
-/** Makes a rename or a new entry in `directory` durable (fsync of the directory itself). */
-export async function syncDirectory(directory: string): Promise<void> {
+/** Directories being synced: the sync under way, and the one queued to follow it. */
+const directorySyncs = new Map<string, { readonly running: Promise<void>; queued?: Promise<void> }>();
+
+/**
+ * Makes a rename or a new entry in `directory` durable (fsync of the directory itself). Writers
+ * of one directory share syncs: a caller that arrives while a sync runs (which may have begun
+ * before its change) waits for the next one, and every caller arriving meanwhile shares that
+ * one, so concurrent puts pay one sync, not one each.
+ */
+export function syncDirectory(directory: string): Promise<void> {
+  const state = directorySyncs.get(directory);
+  if (!state) return startDirectorySync(directory);
+  state.queued ??= state.running.then(
+    () => startDirectorySync(directory),
+    () => startDirectorySync(directory),
+  );
+  return state.queued;
+}
+
+function startDirectorySync(directory: string): Promise<void> {
+  const running = fsyncDirectory(directory).finally(() => {
+    if (directorySyncs.get(directory)?.running === running) directorySyncs.delete(directory);
+  });
+  directorySyncs.set(directory, { running });
+  return running;
+}
+
+async function fsyncDirectory(directory: string): Promise<void> {
   const handle = await open(directory, 'r');
   try {
     await handle.sync();

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { FileObjectStore } from '../../src/storage/file-store.js';
+import { FileObjectStore, syncDirectory } from '../../src/storage/file-store.js';
 import { collect, objectStoreContract } from './object-store-contract.js';
 
 const store = new FileObjectStore();
@@ -42,6 +42,20 @@ describe('file store', () => {
     await assert.rejects(replacing, { code: 'FAILED' });
     assert.equal((await readFile(path)).length, 128 * 1024, 'the previous object is intact');
     assert.deepEqual(await entries(), ['object.bin']);
+  });
+
+  it('lands every one of many concurrent puts into one directory (they share its syncs)', async () => {
+    const keys = Array.from({ length: 40 }, (_, i) => join(directory, 'concurrent', `object-${i}`));
+    await Promise.all(keys.map((key, i) => store.put(key, `body ${i}`)));
+    assert.deepEqual(await Promise.all(keys.map((key) => readFile(key, 'utf8'))), keys.map((_, i) => `body ${i}`));
+  });
+
+  it('fails a directory sync only for the callers of that sync: the next one starts afresh', async () => {
+    const later = join(directory, 'appears-later');
+    const failed = [syncDirectory(later), syncDirectory(later), syncDirectory(later)];
+    for (const sync of failed) await assert.rejects(sync, { code: 'ENOENT' });
+    await mkdir(later);
+    await Promise.all([syncDirectory(later), syncDirectory(later)]);
   });
 
   it('treats a directory as no object', async () => {
