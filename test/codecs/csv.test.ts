@@ -63,6 +63,7 @@ describe('CSV decoder', () => {
     { name: 'an empty last field of a CRLF line', text: '1,2,\r\n', signature: THREE_COLUMNS, code: 'INFERD_ERR_INPUT_INVALID', message: /^line 1, column 3: expected a number, got string ""$/ },
     { name: 'an empty field', text: '1,,3', signature: THREE_COLUMNS, code: 'INFERD_ERR_INPUT_INVALID', message: /^line 1, column 2: expected a number/ },
     { name: 'a trailing comma', text: '1,2,3,\n', signature: THREE_COLUMNS, code: 'INFERD_ERR_INPUT_INVALID', message: /^line 1, column 4: expected a number, got string ""/ },
+    { name: 'a trailing comma that ends the body', text: '1,2,3\n4,5,6,', signature: THREE_COLUMNS, code: 'INFERD_ERR_INPUT_INVALID', message: /^line 2, column 4: expected a number, got string ""$/ },
     { name: 'a quoted comma', text: '1,"2,5",3', signature: THREE_COLUMNS, code: 'INFERD_ERR_INPUT_INVALID', message: /^line 1, column 2: expected a number, got string "2,5"$/ },
     { name: 'an escaped quote', text: '1,2,"3""4"', signature: THREE_COLUMNS, code: 'INFERD_ERR_INPUT_INVALID', message: /^line 1, column 3: expected a number, got string "3\\"4"$/ },
     { name: 'an unclosed quote', text: '1,2,"3\n', signature: THREE_COLUMNS, code: 'INFERD_ERR_BODY_MALFORMED', message: /line 1: a quoted field is not closed/ },
@@ -121,6 +122,42 @@ describe('CSV encoder', () => {
         assert.deepEqual(Array.from(decoded.data as Float64Array), fields.map(Number));
       }),
       { numRuns: 2000 },
+    );
+  });
+
+  it('reads any body of unquoted fields as a plain reading of its lines and fields does, or refuses it', () => {
+    // Plain decimals take the one-pass reader; anything else in a body sends all of it to the
+    // general one. Both must agree with this reading of the body, errors included.
+    const field = fc.oneof(
+      { weight: 6, arbitrary: fc.tuple(fc.boolean(), fc.stringMatching(/^[0-9]{1,17}$/), fc.option(fc.stringMatching(/^[0-9]{0,9}$/))).map(([minus, whole, fraction]) => `${minus ? '-' : ''}${whole}${fraction === null ? '' : `.${fraction}`}`) },
+      { weight: 1, arbitrary: fc.constantFrom('', ' 1.5', '2 ', '1e3', '+2', '.5', '-', 'NaN', 'abc', '0x10', '1.2.3') },
+    );
+    const body = fc.tuple(
+      fc.integer({ min: 1, max: 4 }).chain((width) => fc.array(fc.array(field, { minLength: width, maxLength: width + (width > 3 ? 0 : 1) }), { minLength: 1, maxLength: 5 })),
+      fc.constantFrom('\n', '\r\n'),
+      fc.boolean(),
+      fc.boolean(),
+    ).map(([rows, newline, trailing, blank]) => rows.map((row) => row.join(',')).join(blank ? `${newline}${newline}` : newline) + (trailing ? newline : ''));
+    const plainReading = (text: string, fixedWidth: number | null): number[][] | 'refused' => {
+      const rows = text.split('\n').map((line) => (line.endsWith('\r') ? line.slice(0, -1) : line)).filter((line) => line !== '');
+      const values = rows.map((line) => line.split(',').map((f) => (f.trim() === '' || (Number.isNaN(Number(f)) && f.trim() !== 'NaN') ? undefined : Number(f))));
+      const width = values[0]?.length;
+      const refused = values.length === 0 || (fixedWidth !== null && width !== fixedWidth) || values.some((row) => row.length !== width || row.includes(undefined));
+      return refused ? 'refused' : (values as number[][]);
+    };
+    fc.assert(
+      fc.property(body, fc.constantFrom(null, 2), (text, fixedWidth) => {
+        const signature: ModelSignature = { inputs: [{ name: 'x', dtype: 'float64', shape: [null, fixedWidth] }], outputs: [] };
+        const expected = plainReading(text, fixedWidth);
+        if (expected === 'refused') {
+          assert.throws(() => csvDecoder.decode(Buffer.from(text), signature, {}), (error: { code?: string }) => /^INFERD_ERR_(INPUT_INVALID|BODY_MALFORMED)$/.test(error.code ?? ''));
+          return;
+        }
+        const decoded = csvDecoder.decode(Buffer.from(text), signature, {}).inputs.x!;
+        assert.deepEqual(decoded.dims, [expected.length, expected[0]!.length]);
+        assert.deepEqual(Array.from(decoded.data as Float64Array), expected.flat());
+      }),
+      { numRuns: 3000 },
     );
   });
 
