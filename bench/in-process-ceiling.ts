@@ -4,6 +4,7 @@
  * thread count, no HTTP, no codecs, no queue. Prints a CeilingResult as JSON on stdout.
  * Usage: node in-process-ceiling.js '<CeilingRequest as JSON>'
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import ort from 'onnxruntime-node';
 import type { Provider } from './options.js';
 import { seededRandom } from './payloads.js';
@@ -15,6 +16,33 @@ export interface CeilingRequest {
   readonly threads: number;
   readonly secondsPerBatchSize: number;
   readonly spec: CeilingSpec;
+  /**
+   * A headerless CSV whose rows feed the first input instead of random values, cycled to the
+   * batch size: a model whose cost depends on its data (a tree ensemble walks deeper on real
+   * rows than on uniform noise, here 2.2x slower) must be measured on the rows it will serve.
+   */
+  readonly rowsCsvPath?: string;
+}
+
+/** Enough of the file for the largest batch: rows are a few hundred bytes at most. */
+const ROWS_READ_BYTES = 16 * 1024 * 1024;
+
+function csvRows(path: string): number[][] {
+  const buffer = Buffer.alloc(ROWS_READ_BYTES);
+  const descriptor = openSync(path, 'r');
+  const bytes = readSync(descriptor, buffer, 0, buffer.length, 0);
+  closeSync(descriptor);
+  const lines = buffer.toString('utf8', 0, bytes).split('\n');
+  // The last line read may be cut short.
+  if (bytes === buffer.length) lines.pop();
+  return lines.filter((line) => line.trim() !== '').map((line) => line.split(',').map(Number));
+}
+
+function tensorOfRows(rows: readonly number[][], batchSize: number): ort.Tensor {
+  const width = rows[0]!.length;
+  const data = new Float32Array(batchSize * width);
+  for (let i = 0; i < batchSize; i++) data.set(rows[i % rows.length]!, i * width);
+  return new ort.Tensor('float32', data, [batchSize, width]);
 }
 
 export interface BatchSizeResult {
@@ -42,9 +70,11 @@ function tensorFor(feed: FeedSpec, batchSize: number, random: () => number): ort
   return new ort.Tensor('float32', Float32Array.from({ length: size }, () => feed.min + random() * (feed.max - feed.min)), dims);
 }
 
-async function measure(session: ort.InferenceSession, request: CeilingRequest, batchSize: number): Promise<BatchSizeResult> {
+async function measure(session: ort.InferenceSession, request: CeilingRequest, batchSize: number, rows: readonly number[][] | undefined): Promise<BatchSizeResult> {
   const random = seededRandom(batchSize);
-  const variants = request.spec.feedVariants.map((feeds) => Object.fromEntries(feeds.map((feed) => [feed.name, tensorFor(feed, batchSize, random)])));
+  const variants = rows
+    ? [{ [request.spec.feedVariants[0]![0]!.name]: tensorOfRows(rows, batchSize) }]
+    : request.spec.feedVariants.map((feeds) => Object.fromEntries(feeds.map((feed) => [feed.name, tensorFor(feed, batchSize, random)])));
   try {
     await session.run(variants[0]!);
     let runs = 0;
@@ -68,8 +98,9 @@ const session = await ort.InferenceSession.create(request.modelPath, {
   // As inferd's workers do, so the ceiling differs from the server only by what is around run().
   extra: { session: { intra_op: { allow_spinning: '0' } } },
 });
+const rows = request.rowsCsvPath === undefined ? undefined : csvRows(request.rowsCsvPath);
 const sweep: BatchSizeResult[] = [];
-for (const batchSize of request.spec.batchSizes) sweep.push(await measure(session, request, batchSize));
+for (const batchSize of request.spec.batchSizes) sweep.push(await measure(session, request, batchSize, rows));
 const best = sweep.reduce<BatchSizeResult | null>((top, r) => (r.rowsPerS !== null && r.rowsPerS > (top?.rowsPerS ?? 0) ? r : top), null);
 const result: CeilingResult = { threads: request.threads, provider: request.provider, sweep, best };
 process.stdout.write(`${JSON.stringify(result)}\n`);

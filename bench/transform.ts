@@ -1,8 +1,9 @@
 /**
  * Batch transform at scale: a generated CSV of churn rows (1,000,000 by default) through the
  * forest with `inferd transform`, in-process, against the in-process ceiling (`session.run` in a
- * loop at large batch sizes, same thread count), measured one after the other in one run on
- * this machine. Reports records/s, the ratio to the ceiling, and the job's peak RSS.
+ * loop at large batch sizes on the job's own rows, same thread count), alternated over
+ * BENCH_ROUNDS rounds on this machine. Reports records/s, the ratio to the ceiling within each
+ * round (median, min–max), and the job's peak RSS.
  *
  *   npm run bench:transform                 # 1,000,000 rows
  *   BENCH_TRANSFORM_ROWS=200000 npm run bench:transform
@@ -19,6 +20,7 @@ import type { CeilingRequest, CeilingResult } from './in-process-ceiling.js';
 import { readOptions, REPO_ROOT } from './options.js';
 import { readCsvRows, seededRandom } from './payloads.js';
 import { saveResults } from './report.js';
+import { spread } from './stats.js';
 import type { TransformSummary } from '../src/modes/transform/job.js';
 
 const rowsWanted = Number(process.env.BENCH_TRANSFORM_ROWS ?? 1_000_000);
@@ -60,30 +62,45 @@ try {
   log(`generating ${rowsWanted.toLocaleString('en-US')} rows…`);
   const inputBytes = await writeRows(join(input, 'churn.csv'), rowsWanted);
 
-  log('in-process ceiling (session.run at large batch sizes)…');
   const ceilingRequest: CeilingRequest = {
     modelPath: join(options.modelsDir, 'churn-forest.onnx'),
     provider: 'cpu',
     threads: workers,
-    secondsPerBatchSize: 3,
+    secondsPerBatchSize: 2,
     spec: { batchSizes: [1024, 8192, 32768], feedVariants: [[{ name: 'features', dtype: 'float32', rowShape: [20], min: 0, max: 100 }]] },
+    // The job's own rows: the forest walks deeper on them than on uniform noise.
+    rowsCsvPath: join(input, 'churn.csv'),
   };
-  const ceiling = JSON.parse(await run([join(REPO_ROOT, 'dist/bench/in-process-ceiling.js'), JSON.stringify(ceilingRequest)])) as CeilingResult;
-
-  log('inferd transform…');
   const args = ['--input', input, '--output', join(root, 'out'), '--split-type', 'Line', '--batch-strategy', 'MultiRecord', '--assemble-with', 'Line'];
   const modelDir = await mkdtemp(join(tmpdir(), 'inferd-bench-forest-'));
   await writeFile(join(modelDir, 'inferd.json'), '{}\n');
   await symlink(ceilingRequest.modelPath, join(modelDir, 'model.onnx'));
-  const summary = JSON.parse(
-    await run([join(REPO_ROOT, 'dist/src/main.js'), 'transform', '--model-dir', modelDir, ...args], {
-      SAGEMAKER_MODEL_SERVER_WORKERS: String(workers),
-      SAGEMAKER_CONTAINER_LOG_LEVEL: 'warn',
-    }),
-  ) as TransformSummary;
+
+  // Alternated, ceiling then job, round after round: a slowdown of the machine hits both.
+  const rounds: Array<{ ceiling: CeilingResult; job: TransformSummary }> = [];
+  for (let round = 1; round <= options.rounds; round++) {
+    log(`round ${round}: in-process ceiling (session.run at large batch sizes, the job's rows)…`);
+    const ceiling = JSON.parse(await run([join(REPO_ROOT, 'dist/bench/in-process-ceiling.js'), JSON.stringify(ceilingRequest)])) as CeilingResult;
+    log(`round ${round}: inferd transform…`);
+    await rm(join(root, 'out'), { recursive: true, force: true });
+    const job = JSON.parse(
+      await run([join(REPO_ROOT, 'dist/src/main.js'), 'transform', '--model-dir', modelDir, ...args], {
+        SAGEMAKER_MODEL_SERVER_WORKERS: String(workers),
+        SAGEMAKER_CONTAINER_LOG_LEVEL: 'warn',
+      }),
+    ) as TransformSummary;
+    log(`round ${round}: ceiling ${Math.round(ceiling.best?.rowsPerS ?? 0)} rows/s, inferd transform ${Math.round(job.recordsPerS)} records/s, peak RSS ${job.peakRssMb.toFixed(0)} MB`);
+    rounds.push({ ceiling, job });
+  }
   await rm(modelDir, { recursive: true, force: true });
 
-  const ceilingRowsPerS = ceiling.best?.rowsPerS ?? Number.NaN;
+  const ratios = spread(rounds.map(({ ceiling, job }) => job.recordsPerS / (ceiling.best?.rowsPerS ?? Number.NaN)))!;
+  const recordsPerS = spread(rounds.map(({ job }) => job.recordsPerS))!;
+  const ceilingRowsPerS = spread(rounds.map(({ ceiling }) => ceiling.best?.rowsPerS))!;
+  const peakRssMb = Math.max(...rounds.map(({ job }) => job.peakRssMb));
+  const range = (s: { median: number; min: number; max: number }, format: (v: number) => string) => `${format(s.median)} (${format(s.min)}–${format(s.max)})`;
+  const count = (v: number) => Math.round(v).toLocaleString('en-US');
+  const times = (v: number) => `${v.toFixed(2)}×`;
   const result = {
     date: new Date().toISOString(),
     machine: { cores: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown' },
@@ -91,21 +108,23 @@ try {
     inputMb: inputBytes / 2 ** 20,
     workers,
     command: `inferd transform ${args.join(' ')}`,
-    transform: { recordsPerS: summary.recordsPerS, durationS: summary.durationS, peakRssMb: summary.peakRssMb, records: summary.records },
-    ceiling: { rowsPerS: ceilingRowsPerS, batchSize: ceiling.best?.batchSize, sweep: ceiling.sweep },
-    ratioToCeiling: summary.recordsPerS / ceilingRowsPerS,
+    ratioToCeiling: ratios,
+    recordsPerS,
+    ceilingRowsPerS,
+    peakRssMb,
+    rounds,
   };
   const markdown = [
     `# Batch transform benchmark, ${result.date}`,
     '',
-    `${result.machine.cores} cores (${result.machine.cpu}); ${rowsWanted.toLocaleString('en-US')} generated churn rows, ${result.inputMb.toFixed(1)} MB of CSV; ${workers} worker(s) × 1 thread.`,
+    `${result.machine.cores} cores (${result.machine.cpu}); ${rowsWanted.toLocaleString('en-US')} generated churn rows, ${result.inputMb.toFixed(1)} MB of CSV; ${workers} worker(s) × 1 thread; ${options.rounds} rounds, each the in-process ceiling then the job. The ceiling runs \`session.run\` on the job's own rows at batch sizes 1,024, 8,192 and 32,768 (its best counts); the job splits into SageMaker's default 6 MB mini-batches. Median (min–max) over the rounds; the ratio is taken within each round.`,
     '',
-    '| | records/s | vs ceiling | duration | peak RSS |',
-    '|---|---|---|---|---|',
-    `| \`inferd transform\` (MultiRecord, 1 MB mini-batches, in-process) | ${Math.round(summary.recordsPerS).toLocaleString('en-US')} | ${result.ratioToCeiling.toFixed(2)}× | ${summary.durationS.toFixed(1)} s | ${summary.peakRssMb.toFixed(0)} MB |`,
-    `| in-process ceiling (\`session.run\`, batch ${ceiling.best?.batchSize}) | ${Math.round(ceilingRowsPerS).toLocaleString('en-US')} | 1.00× | | |`,
+    '| | records/s | vs ceiling | peak RSS (highest) |',
+    '|---|--:|--:|--:|',
+    `| \`inferd transform\` (MultiRecord, 6 MB mini-batches, in-process) | ${range(recordsPerS, count)} | ${range(ratios, times)} | ${peakRssMb.toFixed(0)} MB |`,
+    `| in-process ceiling (\`session.run\`, the job's rows) | ${range(ceilingRowsPerS, count)} | 1.00× | |`,
     '',
-    `Reproduce: \`BENCH_TRANSFORM_ROWS=${rowsWanted} npm run bench:transform\`.`,
+    `Reproduce: \`BENCH_ROUNDS=${options.rounds} BENCH_TRANSFORM_ROWS=${rowsWanted} npm run bench:transform\`.`,
     '',
   ].join('\n');
   await saveResults('transform', result.date, result, markdown);
