@@ -48,8 +48,6 @@ const NODE_HTTP_SERVER = join(REPO_ROOT, 'dist/bench/baselines/node-http-inline.
 const HTTP_CEILING = join(REPO_ROOT, 'dist/bench/baselines/http-ceiling.js');
 const IN_PROCESS_CEILING = join(REPO_ROOT, 'dist/bench/in-process-ceiling.js');
 
-const BATCHING_ENV = { INFERD_MAX_BATCH_SIZE: '64', INFERD_MAX_QUEUE_DELAY_MS: '2' };
-
 /** inferd's documented default: one core for the HTTP thread, one thread per worker. */
 export function defaultServerThreads(options: BenchOptions): ServerThreads {
   const configured = Number(options.inferdEnv.SAGEMAKER_MODEL_SERVER_WORKERS);
@@ -69,11 +67,13 @@ async function startBaseline(entry: string, { scenario, threads }: TargetContext
 }
 
 export function httpTargets(options: BenchOptions): HttpTarget[] {
-  const batchingEnv = { ...BATCHING_ENV, ...options.inferdEnv };
+  // inferd as a user gets it: its own batching defaults, unless BENCH_INFERD_ENV says otherwise.
+  const batchingEnv = options.inferdEnv;
+  const overrides = Object.entries(batchingEnv).filter(([name]) => name === 'INFERD_MAX_BATCH_SIZE' || name === 'INFERD_MAX_QUEUE_DELAY_MS');
   return [
     {
       id: 'inferd-batching',
-      label: `inferd, batching (max ${batchingEnv.INFERD_MAX_BATCH_SIZE}, ${batchingEnv.INFERD_MAX_QUEUE_DELAY_MS} ms)`,
+      label: `inferd, batching (${overrides.length === 0 ? 'its defaults' : overrides.map(([name, value]) => `${name}=${value}`).join(', ')})`,
       start: (context) => startInferd(context, batchingEnv),
     },
     {
