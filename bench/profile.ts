@@ -54,6 +54,8 @@ interface Summary {
   readonly label: string;
   readonly requestsPerS: number;
   readonly profiledMs: number;
+  /** Busy main-thread time per request answered in the window, under the profiler. */
+  readonly busyUsPerRequest: number;
   /** Category → share of the busy (non-idle) samples' time. */
   readonly categories: Record<string, number>;
   readonly topFunctions: ReadonlyArray<{ readonly name: string; readonly share: number }>;
@@ -93,7 +95,8 @@ function summarise(label: string, profile: CpuProfile, requestsPerS: number): Su
       .sort((a, b) => b[1] - a[1])
       .slice(0, n)
       .map(([name, us]) => ({ name, share: us / busyUs }));
-  return { label, requestsPerS, profiledMs: totalUs / 1000, categories, topFunctions: top(functions, 25), topOther: top(others, 10) };
+  const busyUsPerRequest = busyUs / ((requestsPerS * totalUs) / 1e6);
+  return { label, requestsPerS, profiledMs: totalUs / 1000, busyUsPerRequest, categories, topFunctions: top(functions, 25), topOther: top(others, 10) };
 }
 
 async function profileBuild(label: string, dir: string, port: number, durationS: number, scenario: Scenario, modelDir: string): Promise<Summary> {
@@ -124,17 +127,19 @@ async function profileBuild(label: string, dir: string, port: number, durationS:
 
 function render(summaries: readonly Summary[], durationS: number, scenario: Scenario): string {
   const pct = (share: number | undefined) => (share === undefined ? '–' : `${(share * 100).toFixed(1)}%`);
+  const cell = (summary: Summary, share: number | undefined) => (share === undefined ? '–' : `${pct(share)} (${(share * summary.busyUsPerRequest).toFixed(1)} µs)`);
   const categories = [...new Set(summaries.flatMap((s) => Object.keys(s.categories)))].sort(
     (a, b) => (summaries[0]!.categories[b] ?? 0) - (summaries[0]!.categories[a] ?? 0),
   );
   const lines = [
     `# The HTTP thread's profile: ${scenario.title}`,
     '',
-    `Command: \`PROFILE_SCENARIO=${scenario.id} npm run build && node dist/bench/profile.js ${summaries.map((s) => `${s.label}=DIR`).join(' ')}\`; ${durationS} s of the scenario's bodies on ${scenario.connections} connections per build, the server under \`node --cpu-prof\` (which slows it: read the shares, not the totals). Self time of the main thread's busy samples (idle excluded).`,
+    `Command: \`PROFILE_SCENARIO=${scenario.id} npm run build && node dist/bench/profile.js ${summaries.map((s) => `${s.label}=DIR`).join(' ')}\`; ${durationS} s of the scenario's bodies on ${scenario.connections} connections per build, the server under \`node --cpu-prof\` (which slows it: read the shares, not the totals). Self time of the main thread's busy samples (idle excluded), as a share and as µs per request answered in the profiled window.`,
     '',
     `| category | ${summaries.map((s) => s.label).join(' | ')} |`,
     `| --- | ${summaries.map(() => '--:').join(' | ')} |`,
-    ...categories.map((category) => `| ${category} | ${summaries.map((s) => pct(s.categories[category])).join(' | ')} |`),
+    ...categories.map((category) => `| ${category} | ${summaries.map((s) => cell(s, s.categories[category])).join(' | ')} |`),
+    `| **busy µs per request** | ${summaries.map((s) => `**${s.busyUsPerRequest.toFixed(1)}**`).join(' | ')} |`,
     `| requests/s while profiled | ${summaries.map((s) => Math.round(s.requestsPerS).toLocaleString('en-US')).join(' | ')} |`,
   ];
   for (const summary of summaries) {
