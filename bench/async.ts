@@ -3,8 +3,9 @@
  * a server child process, until every answer is written to local disk, on the embedded queue
  * (SQLite) and, when `.tools/bin/redis-server` is there (`npm test` installs it), on Redis
  * Streams. The same requests sent to `POST /invocations` first, by the same clients, are the
- * real-time baseline. Reports acceptance and completion rates, the ratio to real time, and the
- * time in backlog from each request's own timestamps.
+ * real-time baseline. Alternated over BENCH_ROUNDS rounds; reports acceptance and completion
+ * rates, the ratio to real time within each run (median, min–max), and the time in backlog from
+ * each request's own timestamps.
  *
  *   npm run bench:async
  *   BENCH_ASYNC_REQUESTS=2000 npm run bench:async
@@ -21,6 +22,7 @@ import { ChildServer, freePort } from './child-server.js';
 import { readOptions, REPO_ROOT } from './options.js';
 import { readCsvRows } from './payloads.js';
 import { saveResults } from './report.js';
+import { spread } from './stats.js';
 
 const requests = Number(process.env.BENCH_ASYNC_REQUESTS ?? 10_000);
 const CLIENTS = 32;
@@ -146,31 +148,47 @@ const { lines } = readCsvRows(join(options.modelsDir, 'churn-requests.csv'));
 const body = `${lines[0]}\n`;
 const root = await mkdtemp(join(tmpdir(), 'inferd-bench-async-'));
 try {
-  const runs: QueueRun[] = [await measure('sqlite', root, body)];
-  if (existsSync(REDIS)) runs.push(await measure('redis', root, body));
-  else log('no .tools/bin/redis-server (run `bash scripts/install-test-tools.sh`): Redis skipped');
+  const queues: Array<'sqlite' | 'redis'> = existsSync(REDIS) ? ['sqlite', 'redis'] : ['sqlite'];
+  if (!existsSync(REDIS)) log('no .tools/bin/redis-server (run `bash scripts/install-test-tools.sh`): Redis skipped');
+  // Alternated, SQLite then Redis, round after round, each run real time then async on one fresh
+  // server: the ratio is taken within a run, so a slowdown of the machine hits both sides of it.
+  const runs: Array<QueueRun & { round: number }> = [];
+  for (let round = 1; round <= options.rounds; round++) {
+    for (const queue of queues) {
+      const run = await measure(queue, root, body);
+      log(`round ${round} / ${queue}: ${(run.completedRps / run.realtimeRps).toFixed(2)}x real time`);
+      runs.push({ ...run, round });
+    }
+  }
 
   const result = {
     date: new Date().toISOString(),
     machine: { cores: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown' },
     requests,
     clients: CLIENTS,
+    rounds: options.rounds,
     runs,
   };
   const ms = (value: number) => `${value.toFixed(0)} ms`;
+  const range = (values: number[], format: (v: number) => string) => {
+    const s = spread(values)!;
+    return `${format(s.median)} (${format(s.min)}–${format(s.max)})`;
+  };
+  const count = (v: number) => Math.round(v).toLocaleString('en-US');
   const markdown = [
     `# Async inference benchmark, ${result.date}`,
     '',
-    `${result.machine.cores} cores (${result.machine.cpu}); ${requests.toLocaleString('en-US')} requests of one churn row (inline CSV), ${CLIENTS} clients, churn forest, default workers; answers written to local disk.`,
+    `${result.machine.cores} cores (${result.machine.cpu}); ${requests.toLocaleString('en-US')} requests of one churn row (inline CSV), ${CLIENTS} clients, churn forest, default workers and concurrency; answers written to local disk. ${options.rounds} rounds, each a fresh server per queue, real time then async; median (min–max) over the rounds, the ratio taken within each run.`,
     '',
-    '| queue | real time req/s | async accepted req/s | async completed req/s (end to end) | vs real time | time in backlog p50 / p95 / max | accepted → answer written p50 / p95 | failed |',
-    '|---|---|---|---|---|---|---|---|',
-    ...runs.map(
-      (run) =>
-        `| ${run.queue} | ${Math.round(run.realtimeRps)} | ${Math.round(run.acceptedRps)} | ${Math.round(run.completedRps)} | ${(run.completedRps / run.realtimeRps).toFixed(2)}× | ${ms(run.backlogMs.p50)} / ${ms(run.backlogMs.p95)} / ${ms(run.backlogMs.max)} | ${ms(run.endToEndMs.p50)} / ${ms(run.endToEndMs.p95)} | ${run.failed} |`,
-    ),
+    '| queue | real time req/s | async accepted req/s | async completed req/s (end to end) | vs real time | time in backlog p50 / p95 (median run) | failed |',
+    '|---|--:|--:|--:|--:|--:|--:|',
+    ...queues.map((queue) => {
+      const mine = runs.filter((run) => run.queue === queue);
+      const middle = [...mine].sort((a, b) => a.completedRps - b.completedRps)[mine.length >> 1]!;
+      return `| ${queue} | ${range(mine.map((r) => r.realtimeRps), count)} | ${range(mine.map((r) => r.acceptedRps), count)} | ${range(mine.map((r) => r.completedRps), count)} | ${range(mine.map((r) => r.completedRps / r.realtimeRps), (v) => `${v.toFixed(2)}×`)} | ${ms(middle.backlogMs.p50)} / ${ms(middle.backlogMs.p95)} | ${mine.reduce((sum, r) => sum + r.failed, 0)} |`;
+    }),
     '',
-    `Reproduce: \`BENCH_ASYNC_REQUESTS=${requests} npm run bench:async\`.`,
+    `Reproduce: \`BENCH_ROUNDS=${options.rounds} BENCH_ASYNC_REQUESTS=${requests} npm run bench:async\`.`,
     '',
   ].join('\n');
   await saveResults('async', result.date, result, markdown);
