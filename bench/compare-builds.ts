@@ -4,11 +4,11 @@
  * request read from /proc. `npm run build && node dist/bench/compare-builds.js DIR_A DIR_B`
  * (ROUNDS, default 5; BENCH_MODELS_DIR). Issue 16's levers are measured with it.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { ChildServer, freePort } from './child-server.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const modelsDir = process.env.BENCH_MODELS_DIR ?? join(root, '..', 'shared', 'models');
@@ -16,7 +16,6 @@ const rows = readFileSync(join(modelsDir, 'churn-requests.csv'), 'utf8').trim().
 const [dirA, dirB] = process.argv.slice(2);
 if (!dirA || !dirB) throw new Error('usage: node dist/bench/compare-builds.js DIR_A DIR_B');
 const rounds = Number(process.env.ROUNDS ?? 5);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** utime + stime of the process's main thread, in clock ticks (10 ms). */
 function mainThreadTicks(pid: number): number {
@@ -30,26 +29,21 @@ interface Measured {
   readonly non2xx: number;
 }
 
-async function measure(dir: string, port: number): Promise<Measured> {
-  const child = spawn('node', ['dist/src/main.js', 'serve', '--model-dir', join(root, 'models', 'churn-forest'), '--port', String(port)], {
-    cwd: dir,
-    env: { ...process.env, SAGEMAKER_CONTAINER_LOG_LEVEL: 'warn', INFERD_HOST: '127.0.0.1', SAGEMAKER_MODEL_SERVER_WORKERS: '1' },
-    stdio: 'ignore',
-  });
-  for (let i = 0; i < 200; i += 1) {
-    const ready = await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.ok, () => false);
-    if (ready) break;
-    await sleep(100);
-  }
+async function measure(dir: string): Promise<Measured> {
+  const port = await freePort();
+  const server = await ChildServer.start(
+    [resolve(dir, 'dist/src/main.js'), 'serve', '--model-dir', join(root, 'models', 'churn-forest'), '--port', String(port)],
+    { SAGEMAKER_CONTAINER_LOG_LEVEL: 'warn', INFERD_HOST: '127.0.0.1', SAGEMAKER_MODEL_SERVER_WORKERS: '1' },
+    port,
+  );
   const requests = rows.map((body) => ({ method: 'POST' as const, headers: { 'content-type': 'text/csv', accept: 'text/csv' }, body }));
   const run = (duration: number) =>
-    new Promise<autocannon.Result>((resolve, reject) => autocannon({ url: `http://127.0.0.1:${port}/invocations`, connections: 64, duration, requests }, (e, r) => (e ? reject(e) : resolve(r))));
+    new Promise<autocannon.Result>((resolve, reject) => autocannon({ url: `${server.url}/invocations`, connections: 64, duration, requests }, (e, r) => (e ? reject(e) : resolve(r))));
   await run(2);
-  const before = mainThreadTicks(child.pid!);
+  const before = mainThreadTicks(server.pid);
   const result = await run(6);
-  const after = mainThreadTicks(child.pid!);
-  child.kill('SIGTERM');
-  await new Promise((resolve) => child.once('exit', resolve));
+  const after = mainThreadTicks(server.pid);
+  await server.stop();
   return { rps: result.requests.average, usPerRequest: ((after - before) * 10_000) / result.requests.total, non2xx: result.non2xx };
 }
 
@@ -61,10 +55,9 @@ const median = (values: number[]): number => {
 const spread = (values: number[]) => `${median(values).toFixed(3)} (${Math.min(...values).toFixed(2)}-${Math.max(...values).toFixed(2)})`;
 
 const results: Record<'A' | 'B', Measured[]> = { A: [], B: [] };
-let port = 19100;
 for (let round = 0; round < rounds; round += 1) {
   for (const [name, dir] of [['A', dirA], ['B', dirB]] as const) {
-    const measured = await measure(dir, port++);
+    const measured = await measure(dir);
     results[name].push(measured);
     process.stdout.write(`${round} ${name} ${JSON.stringify(measured)}\n`);
   }

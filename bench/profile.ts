@@ -8,12 +8,11 @@
  * churn-csv; PROFILE_DURATION_S, default 8; BENCH_MODELS_DIR); writes
  * bench/results/<time>-profile-<scenario>.{json,md}.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { join, relative, resolve } from 'node:path';
 import autocannon from 'autocannon';
+import { ChildServer, freePort } from './child-server.js';
 import { InferdModelDir } from './model-dirs.js';
 import { REPO_ROOT, type ScenarioId } from './options.js';
 import { saveResults } from './report.js';
@@ -99,24 +98,23 @@ function summarise(label: string, profile: CpuProfile, requestsPerS: number): Su
   return { label, requestsPerS, profiledMs: totalUs / 1000, busyUsPerRequest, categories, topFunctions: top(functions, 25), topOther: top(others, 10) };
 }
 
-async function profileBuild(label: string, dir: string, port: number, durationS: number, scenario: Scenario, modelDir: string): Promise<Summary> {
+async function profileBuild(label: string, dir: string, durationS: number, scenario: Scenario, modelDir: string): Promise<Summary> {
   const profileDir = mkdtempSync(join(tmpdir(), 'inferd-profile-'));
-  const child = spawn(
-    process.execPath,
-    ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, 'dist/src/main.js', 'serve', '--model-dir', modelDir, '--port', String(port)],
-    { cwd: dir, env: { ...process.env, SAGEMAKER_CONTAINER_LOG_LEVEL: 'warn', INFERD_HOST: '127.0.0.1' }, stdio: 'ignore' },
+  const port = await freePort();
+  const server = await ChildServer.start(
+    ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, resolve(dir, 'dist/src/main.js'), 'serve', '--model-dir', modelDir, '--port', String(port)],
+    { SAGEMAKER_CONTAINER_LOG_LEVEL: 'warn', INFERD_HOST: '127.0.0.1' },
+    port,
   );
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  for (let i = 0; i < 300 && !(await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.ok, () => false)); i += 1) await sleep(100);
   const headers = { 'content-type': scenario.contentType, accept: scenario.accept };
   const requests = scenario.buildBodies().map((body) => ({ method: 'POST' as const, headers, body }));
   const result = await new Promise<autocannon.Result>((resolve, reject) =>
-    autocannon({ url: `http://127.0.0.1:${port}/invocations`, connections: scenario.connections, duration: durationS, requests }, (error, r) =>
+    autocannon({ url: `${server.url}/invocations`, connections: scenario.connections, duration: durationS, requests }, (error, r) =>
       error ? reject(error) : resolve(r),
     ),
   );
-  child.kill('SIGTERM');
-  await exited;
+  // The profile is written as the process exits.
+  await server.stop();
   // Node names each thread's profile CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; the main thread is 0.
   const main = readdirSync(profileDir).find((name) => name.split('.')[4] === '0');
   if (!main) throw new Error(`${label}: no main-thread profile in ${profileDir}`);
@@ -165,10 +163,9 @@ const scenario = scenarios[scenarioId];
 if (!scenario) throw new Error(`PROFILE_SCENARIO: unknown scenario "${scenarioId}" (known: ${Object.keys(scenarios).join(', ')})`);
 const modelDir = await InferdModelDir.create(scenario.modelPath, scenario.batchingConfig ?? {});
 const summaries: Summary[] = [];
-let port = 19300;
 try {
   for (const { label, dir } of builds) {
-    summaries.push(await profileBuild(label, dir, port++, durationS, scenario, modelDir.path));
+    summaries.push(await profileBuild(label, dir, durationS, scenario, modelDir.path));
     process.stdout.write(`${label} (${relative(process.cwd(), dir) || '.'}): profiled\n`);
   }
 } finally {
