@@ -15,6 +15,7 @@ export type PadRules = Readonly<Record<string, PadRule>>;
 
 /** Per-model batching facts derived once from the signature and the pad rules. */
 export interface BatchLayout {
+  readonly pad: PadRules;
   readonly inputs: readonly TensorSpec[];
   readonly outputs: readonly TensorSpec[];
   /** For each input, the axes padded and the rule and name of each. */
@@ -37,7 +38,7 @@ export function batchLayout(signature: ModelSignature, pad: PadRules): BatchLayo
     });
     if (axes.length > 0) paddedAxes.set(spec.name, axes);
   }
-  return { inputs: signature.inputs, outputs: signature.outputs, paddedAxes };
+  return { pad, inputs: signature.inputs, outputs: signature.outputs, paddedAxes };
 }
 
 function bucketOf(length: number, rule: PadRule): number | undefined {
@@ -107,22 +108,38 @@ function fillValue(tensor: TensorData, value: number): void {
   else tensor.fill(value);
 }
 
-export interface MergedBatch {
-  readonly inputs: NamedTensors;
+/** Where each member's rows sit in a batch, and how long its padded dimensions really are. */
+export interface BatchMembers {
   readonly rows: readonly number[];
   /** Each member's own length of every padded dimension name, to strip the padding from outputs. */
   readonly lengths: readonly Readonly<Record<string, number>>[];
 }
 
-/** Stacks members along dimension 0; members must share a batchKey. */
-export function mergeInputs(members: readonly NamedTensors[], layout: BatchLayout): MergedBatch {
+export interface MergedBatch extends BatchMembers {
+  readonly inputs: NamedTensors;
+}
+
+export function batchMembers(members: readonly NamedTensors[], layout: BatchLayout): BatchMembers {
   const rows = members.map(rowsOf);
-  const totalRows = rows.reduce((a, b) => a + b, 0);
   const lengths = members.map((member) => {
     const own: Record<string, number> = {};
     for (const [name, axes] of layout.paddedAxes) for (const { axis, dimName } of axes) own[dimName] = member[name]!.dims[axis]!;
     return own;
   });
+  return { rows, lengths };
+}
+
+/** The bytes of a request's inputs. */
+export function inputBytes(inputs: NamedTensors): number {
+  let bytes = 0;
+  for (const name in inputs) bytes += inputs[name]!.data.byteLength;
+  return bytes;
+}
+
+/** Stacks members along dimension 0; members must share a batchKey. */
+export function mergeInputs(members: readonly NamedTensors[], layout: BatchLayout): MergedBatch {
+  const { rows, lengths } = batchMembers(members, layout);
+  const totalRows = rows.reduce((a, b) => a + b, 0);
   const inputs: NamedTensors = {};
   for (const spec of layout.inputs) {
     const parts = members.map((member) => member[spec.name]!);
@@ -153,7 +170,7 @@ export function mergeInputs(members: readonly NamedTensors[], layout: BatchLayou
  * Cuts batch outputs into one NamedTensors per member, in order. Throws when an output's
  * dimension 0 is not the batch's row count: splitting it would hand rows to the wrong requests.
  */
-export function splitOutputs(outputs: NamedTensors, batch: MergedBatch, layout: BatchLayout): NamedTensors[] {
+export function splitOutputs(outputs: NamedTensors, batch: BatchMembers, layout: BatchLayout): NamedTensors[] {
   const totalRows = batch.rows.reduce((a, b) => a + b, 0);
   const results: NamedTensors[] = batch.rows.map(() => ({}));
   for (const spec of layout.outputs) {

@@ -119,7 +119,7 @@ export class ServedModel {
     const observers = new Set<ModelObserver>();
     const batcher = new Batcher({
       ...batching,
-      run: (inputs) => started.pool.run(inputs),
+      run: (task) => started.pool.run(task),
       maxBatchesInFlight: started.pool.size * BATCHES_PER_INSTANCE,
       timeoutMs: defaults.invocationTimeoutMs,
       layout: batchLayout(started.signature, config.batching.pad),

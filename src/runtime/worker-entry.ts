@@ -6,6 +6,7 @@
 import { parentPort } from 'node:worker_threads';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { allocate, type ModelSignature, type NamedTensors } from '../codecs/tensor.js';
+import { batchLayout, mergeInputs } from './batch-merge.js';
 import type { ExecutionProviderName, InferenceOutcome, InferenceTask, WorkerStartMessage } from './worker-protocol.js';
 
 export interface WorkerModel {
@@ -53,5 +54,9 @@ export async function serveModel(load: () => Promise<WorkerModel>): Promise<(tas
   }
   const ready: WorkerStartMessage = { type: 'inferd:ready', signature: model.signature, provider: model.provider, engine: model.engine, warnings: model.warnings };
   parentPort!.postMessage(ready);
-  return async (task) => transferOutcome(await model.run(task.inputs));
+  return async (task) => transferOutcome(await model.run(taskInputs(task, model.signature)));
+}
+
+function taskInputs(task: InferenceTask, signature: ModelSignature): NamedTensors {
+  return 'members' in task ? mergeInputs(task.members, batchLayout(signature, task.pad)).inputs : task.inputs;
 }

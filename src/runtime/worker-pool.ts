@@ -76,7 +76,7 @@ class Instance {
 }
 
 interface QueuedTask {
-  readonly inputs: NamedTensors;
+  readonly task: InferenceTask;
   readonly resolve: (outcome: InferenceOutcome) => void;
 }
 
@@ -245,10 +245,10 @@ export class WorkerPool {
   }
 
   /** Runs on the first instance to be free; the oldest among idle ones, so light load stays on warm instances. */
-  run(inputs: NamedTensors): Promise<InferenceOutcome> {
+  run(task: InferenceTask): Promise<InferenceOutcome> {
     if (this.#ready.length === 0) return Promise.resolve({ ok: false, code: 'INFERD_ERR_SHUTTING_DOWN', message: 'no model instance is running' });
     return new Promise((resolve) => {
-      this.#queue.push({ inputs, resolve });
+      this.#queue.push({ task, resolve });
       this.#dispatch();
     });
   }
@@ -261,9 +261,8 @@ export class WorkerPool {
     }
   }
 
-  async #runOn(instance: Instance, { inputs, resolve }: QueuedTask): Promise<void> {
-    const transferList = [...new Set(Object.values(inputs).map((t) => t.data.buffer as ArrayBuffer))];
-    const task: InferenceTask = { inputs };
+  async #runOn(instance: Instance, { task, resolve }: QueuedTask): Promise<void> {
+    const transferList = 'inputs' in task ? wholeBuffers(task.inputs) : [];
     instance.busy = true;
     instance.busySinceMs = performance.now();
     let outcome: InferenceOutcome;
@@ -294,4 +293,18 @@ export class WorkerPool {
     })();
     return this.#closing;
   }
+}
+
+/**
+ * The buffers that tensors fill whole, moved to the worker instead of copied. Anything else is
+ * cloned: a view's buffer holds bytes that are not the tensor's (Node's Buffer pool, the request
+ * body), and a batch's members stay readable, to be run one by one if the batch fails.
+ */
+function wholeBuffers(inputs: NamedTensors): ArrayBuffer[] {
+  const buffers = new Set<ArrayBuffer>();
+  for (const name in inputs) {
+    const { data } = inputs[name]!;
+    if (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) buffers.add(data.buffer as ArrayBuffer);
+  }
+  return [...buffers];
 }

@@ -1,6 +1,7 @@
 /** Plain-data messages between the main thread and an inference worker. */
 import type { ModelSignature, NamedTensors } from '../codecs/tensor.js';
 import type { ErrorCode } from '../errors.js';
+import type { PadRules } from './batch-merge.js';
 
 export type ExecutionProviderName = 'cpu' | 'cuda';
 
@@ -33,9 +34,11 @@ export type WorkerStartMessage =
     }
   | { readonly type: 'inferd:load-failed'; readonly message: string };
 
-export interface InferenceTask {
-  readonly inputs: NamedTensors;
-}
+/**
+ * One batch: its inputs, merged already, or its members for the worker to merge with the model's
+ * pad rules (large tensors, whose merge on the main thread would cost a copy and its garbage there).
+ */
+export type InferenceTask = { readonly inputs: NamedTensors } | { readonly members: readonly NamedTensors[]; readonly pad: PadRules };
 
 export type InferenceOutcome =
   | { readonly ok: true; readonly outputs: NamedTensors; readonly computeMs: number }

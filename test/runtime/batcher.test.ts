@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { NamedTensors } from '../../src/codecs/tensor.js';
-import { batchLayout } from '../../src/runtime/batch-merge.js';
-import { Batcher, type BatcherOptions, type DispatchReason } from '../../src/runtime/batcher.js';
-import type { InferenceOutcome } from '../../src/runtime/worker-protocol.js';
+import { batchLayout, mergeInputs } from '../../src/runtime/batch-merge.js';
+import { Batcher, MERGE_IN_WORKER_MIN_BYTES, type BatcherOptions, type DispatchReason } from '../../src/runtime/batcher.js';
+import type { InferenceOutcome, InferenceTask } from '../../src/runtime/worker-protocol.js';
 
 const SIGNATURE = {
   inputs: [{ name: 'x', dtype: 'float32' as const, shape: [null, null], dimNames: ['batch', 'width'] }],
@@ -22,6 +22,8 @@ function request(rows: number, width = 2, value = rows): NamedTensors {
 function gatedBatcher(options: Partial<BatcherOptions> = {}) {
   const runs: Array<{ rows: number; open: (outcome?: InferenceOutcome) => void }> = [];
   const dispatches: Array<{ reason: DispatchReason; rows: number; requests: number }> = [];
+  const tasks: InferenceTask[] = [];
+  const layout = options.layout ?? batchLayout(SIGNATURE, {});
   const batcher: Batcher = new Batcher({
     maxBatchSize: 8,
     maxQueueDelayMs: 1_000,
@@ -29,10 +31,13 @@ function gatedBatcher(options: Partial<BatcherOptions> = {}) {
     maxQueueSize: 16,
     maxBatchesInFlight: 1,
     timeoutMs: 10_000,
-    layout: batchLayout(SIGNATURE, {}),
+    layout,
     observer: { dispatched: ({ reason, rows, requests }) => dispatches.push({ reason, rows, requests }), completed: () => {} },
-    run: (inputs) =>
+    run: (task) =>
       new Promise((resolve) => {
+        // Merged as a worker would, for the tasks that leave the merge to it.
+        const inputs = 'members' in task ? mergeInputs(task.members, layout).inputs : task.inputs;
+        tasks.push(task);
         runs.push({ rows: inputs.x!.dims[0]!, open: (outcome) => resolve(outcome ?? { ok: true, outputs: inputs, computeMs: 1 }) });
       }),
     ...options,
@@ -49,7 +54,7 @@ function gatedBatcher(options: Partial<BatcherOptions> = {}) {
     result.catch(() => {});
     return result;
   };
-  return { batcher, submit, runs, dispatches, finish };
+  return { batcher, submit, runs, tasks, dispatches, finish };
 }
 
 /**
@@ -96,6 +101,32 @@ describe('Batcher', () => {
     assert.deepEqual(dispatches, [{ reason: 'idle', rows: 4, requests: 3 }]);
     runs[0]!.open();
     assert.deepEqual((await Promise.all(all)).map((result) => result.outputs.x!.dims[0]), [1, 2, 1]);
+    await finish();
+  });
+
+  it('leaves the merge of large members to the worker, and merges small ones itself', async () => {
+    const { submit, runs, tasks, finish } = gatedBatcher();
+    // Two one-row requests that together reach the size from which the worker merges.
+    const width = MERGE_IN_WORKER_MIN_BYTES / Float32Array.BYTES_PER_ELEMENT / 2;
+    const large = [submit(request(1, width, 7)), submit(request(1, width, 9))];
+    await tick();
+    runs[0]!.open();
+    const answers = await Promise.all(large);
+    const [toWorker] = tasks;
+    assert.ok(toWorker && 'members' in toWorker, 'the members go to the worker unmerged');
+    assert.deepEqual(toWorker.members.map((member) => member.x!.dims), [[1, width], [1, width]]);
+    answers.forEach((answer, i) => {
+      assert.deepEqual(answer.outputs.x!.dims, [1, width]);
+      assert.ok(Array.from(answer.outputs.x!.data as Float32Array).every((v) => v === [7, 9][i]));
+    });
+
+    const small = [submit(request(1)), submit(request(2))];
+    await tick();
+    runs[1]!.open();
+    assert.deepEqual((await Promise.all(small)).map((answer) => answer.outputs.x!.dims), [[1, 2], [2, 2]]);
+    const merged = tasks[1];
+    assert.ok(merged && 'inputs' in merged, 'small members are merged before the hand-off');
+    assert.deepEqual(merged.inputs.x!.dims, [3, 2]);
     await finish();
   });
 

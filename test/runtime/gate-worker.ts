@@ -17,8 +17,8 @@ function start(): (task: InferenceTask) => InferenceOutcome {
   const gates = new Int32Array((workerData as { gates: SharedArrayBuffer }).gates);
   const ready: WorkerStartMessage = { type: 'inferd:ready', signature: GATE_SIGNATURE, provider: 'cpu', engine: 'gate', warnings: [] };
   parentPort!.postMessage(ready);
-  return ({ inputs }) => {
-    const gate = inputs.x!.data[0] as number;
+  return (task) => {
+    const gate = ('inputs' in task ? task.inputs : task.members[0]!).x!.data[0] as number;
     Atomics.wait(gates, gate, 0);
     return { ok: true, outputs: { thread: { dtype: 'int32', dims: [1], data: Int32Array.of(threadId) } }, computeMs: 0 };
   };

@@ -41,7 +41,7 @@ after(async () => {
 });
 
 async function infer(pool: WorkerPool, inputs: NamedTensors): Promise<NamedTensors> {
-  const outcome = await pool.run(inputs);
+  const outcome = await pool.run({ inputs });
   assert.ok(outcome.ok, outcome.ok ? '' : outcome.message);
   return outcome.outputs;
 }
@@ -139,7 +139,7 @@ describe('the TF.js backend', () => {
   it('answers a failure inside TF.js as an inference failure, and goes on serving', async () => {
     const { pool } = await start(options(TFJS_MODELS['tfjs-layers-mlp']));
     // The HTTP thread would refuse these dims (422); handed to the worker directly, TF.js fails.
-    const outcome = await pool.run({ features: { dtype: 'float32', dims: [2, 7], data: new Float32Array(14) } });
+    const outcome = await pool.run({ inputs: { features: { dtype: 'float32', dims: [2, 7], data: new Float32Array(14) } } });
     assert.equal(outcome.ok, false);
     assert.equal(!outcome.ok && outcome.code, 'INFERD_ERR_INFERENCE_FAILED');
     assert.ok(!outcome.ok && outcome.message.length > 0);

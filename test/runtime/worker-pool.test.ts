@@ -9,9 +9,10 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { NamedTensors } from '../../src/codecs/tensor.js';
+import { batchLayout, batchMembers, mergeInputs, splitOutputs } from '../../src/runtime/batch-merge.js';
 import { BACKENDS } from '../../src/runtime/backends.js';
 import { WorkerPool } from '../../src/runtime/worker-pool.js';
-import type { InferenceOutcome, WorkerOptions } from '../../src/runtime/worker-protocol.js';
+import type { InferenceOutcome, InferenceTask, WorkerOptions } from '../../src/runtime/worker-protocol.js';
 import { MODELS } from '../helper.js';
 
 const WORKER: WorkerOptions = {
@@ -25,7 +26,7 @@ const WORKER: WorkerOptions = {
 };
 
 /** `rows` rows of the slow model's input: 6,000 are most of a second of one core. */
-const rows = (count: number) => ({ x: { dtype: 'float32' as const, dims: [count, 256], data: new Float32Array(count * 256).fill(0.5) } });
+const rows = (count: number): InferenceTask => ({ inputs: { x: { dtype: 'float32', dims: [count, 256], data: new Float32Array(count * 256).fill(0.5) } } });
 
 const GATE_WORKER = fileURLToPath(new URL('./gate-worker.js', import.meta.url));
 /** The gate worker's gates, shared with its threads: task `gated(i)` runs until `open(i)`. */
@@ -34,7 +35,7 @@ const open = (gate: number) => {
   Atomics.store(gates, gate, 1);
   Atomics.notify(gates, gate);
 };
-const gated = (gate: number): NamedTensors => ({ x: { dtype: 'float32', dims: [1], data: Float32Array.of(gate) } });
+const gated = (gate: number): InferenceTask => ({ inputs: { x: { dtype: 'float32', dims: [1], data: Float32Array.of(gate) } } });
 function threadOf(outcome: InferenceOutcome): number {
   assert.ok(outcome.ok, outcome.ok ? '' : outcome.message);
   return outcome.outputs.thread!.data[0] as number;
@@ -108,5 +109,25 @@ describe('WorkerPool', () => {
     await pool.close();
     await loading;
     assert.equal(pool.size, 0);
+  });
+
+  it('merges the members it is handed as the main thread would, padding included, and leaves them readable', async () => {
+    const { pool, signature } = await WorkerPool.start(1, { ...WORKER, modelPath: `${MODELS.tokens}/model.onnx` }, (error) => workerErrors.push(error), BACKENDS.onnx.workerFile);
+    pools.push(pool);
+    const layout = batchLayout(signature, { seq: { value: 0, buckets: [8] } });
+    const members = [3, 5, 8].map((length, i) => ({
+      input_ids: { dtype: 'int64' as const, dims: [1, length], data: BigInt64Array.from({ length }, (_, j) => BigInt(1 + ((i + j) % 15))) },
+      attention_mask: { dtype: 'int64' as const, dims: [1, length], data: new BigInt64Array(length).fill(1n) },
+    }));
+    const here = mergeInputs(members, layout);
+    const mergedHere = await pool.run({ inputs: here.inputs });
+    const mergedThere = await pool.run({ members, pad: layout.pad });
+    assert.ok(mergedHere.ok && mergedThere.ok);
+    const split = (outputs: NamedTensors) => splitOutputs(outputs, batchMembers(members, layout), layout).map((own) => own.scores!);
+    const there = split(mergedThere.outputs);
+    assert.deepEqual(there.map((scores) => Array.from(scores.data as Float32Array)), split(mergedHere.outputs).map((scores) => Array.from(scores.data as Float32Array)));
+    assert.deepEqual(there.map((scores) => scores.dims[1]), [3, 5, 8], 'each member gets its own length back');
+    // Cloned, not moved: the members can still be run one by one should the batch fail.
+    assert.deepEqual(members.map((member) => member.input_ids.data.length), [3, 5, 8]);
   });
 });
