@@ -263,7 +263,7 @@ export const ConfigSchema = z
         stateDir: z.string().min(1).default('/tmp/inferd/async').describe('Local directory of the embedded queue (SQLite) and of staged inline payloads; mount a volume here.'),
         inputPath: location
           .optional()
-          .describe('Where inline payloads are staged until they have run; unset: `<stateDir>/payloads`. Required with a Redis queue (all instances must read it).'),
+          .describe('Where inline payloads over 64 KiB are staged until they have run (smaller ones are held in the queue record); unset: `<stateDir>/payloads`. Required with a Redis queue (all instances must read it).'),
         redisUrl: z
           .string()
           .regex(/^rediss?:\/\//, 'must be redis://host:port or rediss://...')

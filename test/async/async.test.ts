@@ -3,7 +3,7 @@
  * (s3rver, in a child process) and a real HTTP listener for the webhooks.
  */
 import assert from 'node:assert/strict';
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { readFile, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
@@ -114,6 +114,25 @@ describe('async inference', () => {
     assert.equal(notification.requestParameters.customAttributes, 'trace=1');
     assert.equal(notification.requestParameters.endpointName, 'inferd');
     assert.equal(notification.awsRegion, 'us-east-1');
+  });
+
+  it('holds a small inline body in its queue record, and stages a larger one only until it has run', async () => {
+    const rows = csvRows();
+    const large = Array.from({ length: 1000 }, (_, i) => rows[i % rows.length]).join('\n') + '\n';
+    assert.ok(Buffer.byteLength(large) > 64 * 1024 && Buffer.byteLength(csv) < 64 * 1024);
+    for (const [id, body] of [['held-small', csv], ['staged-large', large]] as const) {
+      const expected = await invoke(server.url, body, { 'content-type': 'text/csv', accept: 'text/csv' });
+      const accepted = await submitAsync(server.url, { 'content-type': 'text/csv', 'x-amzn-sagemaker-accept': 'text/csv', 'x-amzn-sagemaker-inference-id': id }, body);
+      assert.equal(accepted.status, 202);
+      assert.equal((await finished(server.url, id)).status, 'completed');
+      assert.equal(await objectText(`s3://${OUT}/results/${id}.out`), expected.text);
+    }
+    const held = CompletedNotificationSchema.parse((await hooks.waitFor('/success', 'held-small')).body);
+    assert.equal(held.requestParameters.inputLocation, 'inline:held-small');
+    const staged = CompletedNotificationSchema.parse((await hooks.waitFor('/success', 'staged-large')).body).requestParameters.inputLocation;
+    assert.match(staged, /^\/.*\/payloads\/staged-large-/, 'staged in the state directory');
+    // The notification goes out once the request has finished, its staged payload removed.
+    await assert.rejects(stat(staged), { code: 'ENOENT' });
   });
 
   it('reads an S3 input under an allowed prefix, by the SDK\'s route: a JSON document answered whole', async () => {

@@ -108,6 +108,28 @@ export function queueContract(name: string, setup: () => Promise<QueueFixture>):
       await Promise.all([fixture, ...others].map((backlog) => backlog.dispose()));
     });
 
+    it('holds a small payload in the record, byte for byte, until the job finishes or expires', async () => {
+      const queue = await open();
+      const payloadBase64 = Buffer.from(Array.from({ length: 256 }, (_, i) => i)).toString('base64');
+      const held = (rank: number, overrides: Partial<AsyncRequest> = {}) =>
+        asyncRequest(rank, { inputInline: true, inputLocation: `inline:${rank}`, payloadBase64, ...overrides });
+      const [finishing, expiring] = [held(0), held(1, { requestTtlS: 1 })];
+      await enqueueAll(queue, [finishing, expiring]);
+      assert.equal((await queue.get(expiring.inferenceId))!.payloadBase64, payloadBase64);
+      const [claimed] = await queue.claim(1, T0 + 10);
+      assert.equal(claimed!.inferenceId, finishing.inferenceId);
+      assert.equal(claimed!.payloadBase64, payloadBase64);
+      assert.deepEqual(requestOf(claimed!), requestOf(finishing));
+
+      const finished = await queue.finish(finishing.inferenceId, { status: 'completed' }, T0 + 20);
+      const [expired] = await queue.expire(T0 + 5_000);
+      assert.equal(expired!.inferenceId, expiring.inferenceId);
+      for (const ended of [finished, expired, await queue.get(finishing.inferenceId), await queue.get(expiring.inferenceId)]) {
+        assert.equal(ended!.payloadBase64, undefined, 'an ended job lets go of its payload');
+        assert.equal(ended!.inputLocation.startsWith('inline:'), true);
+      }
+    });
+
     it('enqueue records every field of the request, queued with no attempts, and get returns it', async () => {
       const queue = await open();
       const requests = [

@@ -16,10 +16,18 @@ export interface AsyncRequest {
   /** The client's `X-Amzn-SageMaker-Inference-Id`, or one we generated; unique in the queue. */
   readonly inferenceId: string;
   readonly endpointName: string;
-  /** Where the payload is: the client's `X-Amzn-SageMaker-InputLocation`, or where we staged an inline body. */
+  /**
+   * Where the payload is: the client's `X-Amzn-SageMaker-InputLocation`, where we staged an
+   * inline body, or `inline:<inference id>` for a body the record holds itself.
+   */
   readonly inputLocation: string;
-  /** The payload came in the request body and was staged by inferd (and is removed once finished). */
+  /** The payload came in the request body (staged by inferd and removed once finished, or held in the record). */
   readonly inputInline: boolean;
+  /**
+   * A small inline payload, base64, held in the queue record itself: one synced commit makes
+   * payload and record durable together. A queue keeps it until the job finishes or expires.
+   */
+  readonly payloadBase64?: string | undefined;
   readonly contentType: string;
   readonly accept?: string | undefined;
   readonly customAttributes?: string | undefined;

@@ -2,7 +2,8 @@
  * The async backlog in Redis, shared by every instance that points at the same Redis and key
  * prefix. Keys (all under `<prefix>:`):
  *
- * - `job:<id>`: a hash, the job: `request` (the AsyncRequest as JSON), `status`, `attempts`,
+ * - `job:<id>`: a hash, the job: `request` (the AsyncRequest as JSON, without its payload),
+ *   `payload` (a small inline payload, base64, until the job ends), `status`, `attempts`,
  *   `owner` (consumer holding it), `entryId` (its stream entry), `startedAtMs`, `finishedAtMs`,
  *   `failureReason`. Finished and expired jobs get a PEXPIRE of the retention: Redis forgets them.
  * - `queue`: a stream with the consumer group `inferd`; one entry per queued or running job,
@@ -45,11 +46,12 @@ local function drop_entry(queue, group, entry_id)
 end
 `;
 
-/** KEYS: job, queue, expiries. ARGV: inference id, request JSON, expiresAtMs. Returns {created, job}. */
+/** KEYS: job, queue, expiries. ARGV: inference id, request JSON, expiresAtMs[, payload]. Returns {created, job}. */
 const ENQUEUE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0, redis.call('HGETALL', KEYS[1])} end
 local entry_id = redis.call('XADD', KEYS[2], '*', 'id', ARGV[1])
 redis.call('HSET', KEYS[1], 'request', ARGV[2], 'status', 'queued', 'attempts', 0, 'entryId', entry_id)
+if ARGV[4] then redis.call('HSET', KEYS[1], 'payload', ARGV[4]) end
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 return {1, redis.call('HGETALL', KEYS[1])}
 `;
@@ -85,6 +87,7 @@ if redis.call('HGET', KEYS[1], 'status') ~= 'running' or redis.call('HGET', KEYS
   return false
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[3], 'finishedAtMs', ARGV[4])
+redis.call('HDEL', KEYS[1], 'payload')
 if ARGV[6] then redis.call('HSET', KEYS[1], 'failureReason', ARGV[6]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 drop_entry(KEYS[2], ARGV[1], redis.call('HGET', KEYS[1], 'entryId'))
@@ -103,6 +106,7 @@ if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return false end
 local ttl_s = cjson.decode(redis.call('HGET', KEYS[1], 'request')).requestTtlS
 local reason = 'the request waited in the queue past its TTL of ' .. ttl_s .. ' s'
 redis.call('HSET', KEYS[1], 'status', 'expired', 'finishedAtMs', ARGV[3], 'failureReason', reason)
+redis.call('HDEL', KEYS[1], 'payload')
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 drop_entry(KEYS[2], ARGV[1], redis.call('HGET', KEYS[1], 'entryId'))
 return redis.call('HGETALL', KEYS[1])
@@ -185,13 +189,16 @@ export class RedisQueue implements AsyncQueue {
 
   async enqueue(request: AsyncRequest): Promise<{ readonly job: AsyncJob; readonly created: boolean }> {
     const expiresAtMs = request.receivedAtMs + request.requestTtlS * 1000;
+    // The payload gets a field of its own, which the job's end deletes.
+    const { payloadBase64, ...rest } = request;
     const [created, fields] = (await this.scripts.inferdEnqueue(
       this.jobKey(request.inferenceId),
       this.keys.queue,
       this.keys.expiries,
       request.inferenceId,
-      JSON.stringify(request),
+      JSON.stringify(rest),
       expiresAtMs,
+      ...(payloadBase64 === undefined ? [] : [payloadBase64]),
     )) as [number, string[]];
     return { job: toJob(fields), created: created === 1 };
   }
@@ -366,5 +373,6 @@ function toJob(flat: readonly string[]): AsyncJob {
     startedAtMs: optionalNumber('startedAtMs'),
     finishedAtMs: optionalNumber('finishedAtMs'),
     failureReason: fields.get('failureReason'),
+    ...(fields.has('payload') ? { payloadBase64: fields.get('payload') } : {}),
   };
 }

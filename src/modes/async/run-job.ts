@@ -109,10 +109,14 @@ async function runOn(model: ModelInfo, job: AsyncJob, deps: RunDeps): Promise<Jo
   const decoder = requestDecoder(job.contentType);
   const encoder = responseEncoder(job.accept, deps.defaultAccept);
   encoder.assertCanEncode?.(model.signature);
-  const inputStore = deps.openStore(job.inputLocation);
   const outputStore = deps.openStore(job.outputLocation);
-  const info = await download(job, () => inputStore.stat(job.inputLocation));
   const isCancelled = () => deps.signal.aborted;
+  if (job.payloadBase64 !== undefined) {
+    const answer = await invokeWhole(deps.runtime, model, { body: Buffer.from(job.payloadBase64, 'base64'), decoder, encoder, isCancelled });
+    return writeAnswer(job, deps, outputStore, answer.body, encoder.mediaType);
+  }
+  const inputStore = deps.openStore(job.inputLocation);
+  const info = await download(job, () => inputStore.stat(job.inputLocation));
 
   if (isRecordStream(decoder.mediaType) && info.sizeBytes > deps.realTimeMaxPayloadBytes) {
     // Written a record a line: JSON answers are JSON Lines, and stored as such.

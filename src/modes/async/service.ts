@@ -30,6 +30,13 @@ const POLL_INTERVAL_MS = 100;
 const EXPIRY_SWEEP_MS = 1_000;
 const FINISH_FIRST_RETRY_MS = 500;
 const FINISH_MAX_RETRY_MS = 30_000;
+/**
+ * Inline bodies up to this size (once decoded) are held in the queue record: one
+ * shared synced commit makes them durable, where staging a file cost its own sync, its
+ * directory's, and a read and a delete later.
+ */
+const RECORD_HELD_MAX_BYTES = 64 * 1024;
+const RECORD_HELD_SCHEME = 'inline:';
 /** Requests run at once per model instance when INFERD_ASYNC_MAX_CONCURRENT_INVOCATIONS is unset. */
 const ASYNC_INVOCATIONS_PER_INSTANCE = 8;
 
@@ -177,25 +184,33 @@ export class AsyncInference {
     const limitText = streamed ? '1024 MiB' : `${settings.maxPayloadBytes / MIB} MiB (INFERD_ASYNC_MAX_PAYLOAD_MB)`;
 
     let inputLocation: string;
-    let staged = false;
-    if (submission.inputLocation !== undefined) {
-      inputLocation = await this.#checkInput(submission.inputLocation, limitBytes, limitText);
+    let payloadBase64: string | undefined;
+    const inline = submission.inputLocation === undefined;
+    if (!inline) {
+      inputLocation = await this.#checkInput(submission.inputLocation!, limitBytes, limitText);
     } else {
       if (!submission.body) throw new InferdError('INFERD_ERR_BODY_EMPTY', 'send the payload in the body or name it in X-Amzn-SageMaker-InputLocation');
       if ((submission.declaredBytes ?? 0) > limitBytes) {
         throw new InferdError('INFERD_ERR_PAYLOAD_TOO_LARGE', `the payload is ${submission.declaredBytes} bytes, more than ${limitText}`);
       }
-      // A fresh name per attempt: two requests racing with one inference id never share a file.
-      inputLocation = joinUri(settings.inputPath, `${inferenceId}-${randomUUID()}`);
-      await storageCall(() => this.#deps.openStore(inputLocation).put(inputLocation, limitedReadable(submission.body!, limitBytes, limitText)));
-      staged = true;
+      const chunks = limited(submission.body, limitBytes, limitText);
+      const head = await storageCall(() => readUpTo(chunks, RECORD_HELD_MAX_BYTES));
+      if (head.ended) {
+        payloadBase64 = Buffer.concat(head.parts).toString('base64');
+        inputLocation = `${RECORD_HELD_SCHEME}${inferenceId}`;
+      } else {
+        // A fresh name per attempt: two requests racing with one inference id never share a file.
+        inputLocation = joinUri(settings.inputPath, `${inferenceId}-${randomUUID()}`);
+        await storageCall(() => this.#deps.openStore(inputLocation).put(inputLocation, Readable.from(followedBy(head.parts, chunks))));
+      }
     }
 
     const request: AsyncRequest = {
       inferenceId,
       endpointName: submission.endpointName ?? settings.defaultEndpointName,
       inputLocation,
-      inputInline: staged,
+      inputInline: inline,
+      ...(payloadBase64 === undefined ? {} : { payloadBase64 }),
       contentType,
       accept: submission.accept,
       customAttributes: submission.customAttributes,
@@ -210,8 +225,8 @@ export class AsyncInference {
     if (result.created) {
       this.#deps.observer.accepted();
       setImmediate(() => this.#pump());
-    } else if (staged) {
-      await this.#forgetPayload(inputLocation);
+    } else {
+      await this.#forgetPayload(request);
     }
     return result;
   }
@@ -270,7 +285,10 @@ export class AsyncInference {
     return uri;
   }
 
-  async #forgetPayload(uri: string): Promise<void> {
+  /** Removes the file an inline body was staged in; a client's own input stays, as does a record-held body (it goes with the record). */
+  async #forgetPayload(request: AsyncRequest): Promise<void> {
+    const uri = request.inputLocation;
+    if (!request.inputInline || uri.startsWith(RECORD_HELD_SCHEME)) return;
     await this.#deps
       .openStore(uri)
       .delete(uri)
@@ -356,7 +374,7 @@ export class AsyncInference {
     const finished = await this.#finish(job, { status: 'completed' });
     if (!finished) return this.#lostLease(job);
     observer.completed(performance.now() - startedMs);
-    if (job.inputInline) await this.#forgetPayload(job.inputLocation);
+    await this.#forgetPayload(job);
     this.#deps.webhooks.send(
       notificationFor(finished, {
         awsRegion: settings.awsRegion,
@@ -378,7 +396,7 @@ export class AsyncInference {
     if (!finished) return this.#lostLease(job);
     observer.failed(failure.kind);
     log.info({ inferenceId: job.inferenceId, kind: failure.kind, reason: failure.reason }, 'async request failed');
-    if (job.inputInline) await this.#forgetPayload(job.inputLocation);
+    await this.#forgetPayload(job);
     this.#deps.webhooks.send(
       notificationFor(finished, {
         awsRegion: settings.awsRegion,
@@ -418,7 +436,7 @@ export class AsyncInference {
         .openStore(job.failureLocation)
         .put(job.failureLocation, errorBody, { contentType: 'application/json' })
         .catch((error: unknown) => this.#deps.log.error({ err: error, inferenceId: job.inferenceId }, 'cannot write the async failure object'));
-      if (job.inputInline) await this.#forgetPayload(job.inputLocation);
+      await this.#forgetPayload(job);
       this.#deps.webhooks.send(
         notificationFor(job, { awsRegion: settings.awsRegion, nowMs: this.#now(), responseBody: settings.includeResponseInError ? errorBody : undefined }),
       );
@@ -426,8 +444,21 @@ export class AsyncInference {
   }
 }
 
-function limitedReadable(body: Readable, limitBytes: number, limitText: string): Readable {
-  return Readable.from(limited(body, limitBytes, limitText));
+/** Reads until the body ends or passes `maxBytes`; `ended` says which. */
+async function readUpTo(chunks: AsyncIterator<Buffer>, maxBytes: number): Promise<{ parts: Buffer[]; ended: boolean }> {
+  const parts: Buffer[] = [];
+  for (let bytes = 0; bytes <= maxBytes; ) {
+    const next = await chunks.next();
+    if (next.done) return { parts, ended: true };
+    parts.push(next.value);
+    bytes += next.value.length;
+  }
+  return { parts, ended: false };
+}
+
+async function* followedBy(head: readonly Buffer[], rest: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
+  yield* head;
+  for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
 }
 
 /** Storage and queue trouble becomes a 503 the client may retry; its own errors pass through. */

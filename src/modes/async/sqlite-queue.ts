@@ -103,12 +103,14 @@ export class SqliteQueue implements AsyncQueue {
       renew: db.prepare(`UPDATE jobs SET lease_until_ms = @leaseUntil WHERE owner = @owner AND status = 'running'`),
       seen: db.prepare(`INSERT INTO consumers (id, seen_at_ms) VALUES (@owner, @now) ON CONFLICT (id) DO UPDATE SET seen_at_ms = @now`),
       finish: db.prepare<{ id: string; owner: string; status: string; now: number; reason: string | null }, JobRow>(
-        `UPDATE jobs SET status = @status, finished_at_ms = @now, failure_reason = @reason, owner = NULL, lease_until_ms = NULL
+        `UPDATE jobs SET status = @status, finished_at_ms = @now, failure_reason = @reason, owner = NULL, lease_until_ms = NULL,
+           request = json_remove(request, '$.payloadBase64')
          WHERE inference_id = @id AND owner = @owner AND status = 'running' RETURNING *`,
       ),
       expire: db.prepare<{ now: number }, JobRow>(
         `UPDATE jobs SET status = 'expired', finished_at_ms = @now,
-           failure_reason = 'the request waited in the queue past its TTL of ' || json_extract(request, '$.requestTtlS') || ' s'
+           failure_reason = 'the request waited in the queue past its TTL of ' || json_extract(request, '$.requestTtlS') || ' s',
+           request = json_remove(request, '$.payloadBase64')
          WHERE status = 'queued' AND expires_at_ms <= @now RETURNING *`,
       ),
       forget: db.prepare(`DELETE FROM jobs WHERE finished_at_ms <= @before`),

@@ -95,8 +95,9 @@ export function asyncInvocationRoutes(service: AsyncInference, bodies: RequestBo
   };
 
   return async (app: FastifyInstance) => {
-    // Inline payloads are streamed to the staging store, whatever their type and size, decoded
-    // from their Content-Encoding: the service counts them against its own limits.
+    // Inline payloads reach the service as streams, whatever their type and size, decoded from
+    // their Content-Encoding: it keeps small ones in the queue record, stages the others, and
+    // counts them against its own limits.
     app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
     app.post('/async-invocations', submit);
