@@ -109,7 +109,9 @@ export function defineScenarios(modelsDir: string): Record<ScenarioId, Scenario>
       accept: 'application/json',
       connections: 64,
       rowsPerRequest: 1,
-      batchingConfig: { batching: { pad: { seq: { value: 0, buckets: [16, 32, 64, 128] } } } },
+      // Buckets every 8 tokens: on a CPU, padding to powers of two cost more than batching gains
+      // (docs/runtime.md, Shapes).
+      batchingConfig: { batching: { pad: { seq: { value: 0, multipleOf: 8 } } } },
       // The ceiling runs every batch at one of the requests' lengths: perfect bucketing, no padding.
       ceiling: {
         batchSizes: CEILING_BATCH_SIZES,

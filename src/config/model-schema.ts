@@ -68,15 +68,17 @@ export const ModelConfigSchema = z.preprocess(renameWorkers, z
               .object({
                 value: z.number().default(0),
                 buckets: z.array(z.number().int().min(1)).min(1).optional(),
+                multipleOf: z.number().int().min(1).optional(),
               })
-              .strict(),
+              .strict()
+              .refine((rule) => rule.buckets === undefined || rule.multipleOf === undefined, { message: 'give buckets or multipleOf, not both' }),
           )
           .default({}),
       })
       .strict()
       .prefault({})
       .describe(
-        'Per-model batching: `maxBatchSize`, `maxQueueDelayMs`, `preferredBatchSizes`, `maxQueueSize` (defaults from the server configuration) and `pad`, keyed by the model\'s symbolic dimension name: `{"seq": {"value": 0, "buckets": [16, 32, 64, 128]}}`.',
+        'Per-model batching: `maxBatchSize`, `maxQueueDelayMs`, `preferredBatchSizes`, `maxQueueSize` (defaults from the server configuration) and `pad`, keyed by the model\'s symbolic dimension name: `{"seq": {"value": 0, "multipleOf": 8}}` pads each batch to the next multiple of 8, `{"seq": {"value": 0, "buckets": [16, 32, 64, 128]}}` to the next listed length; requests merge only within one such length.',
       ),
     graphOptimizationLevel: z
       .enum(['disabled', 'basic', 'extended', 'all'])

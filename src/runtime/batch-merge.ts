@@ -5,10 +5,14 @@
  */
 import { allocate, elementCount, type ModelSignature, type NamedTensors, type Tensor, type TensorData, type TensorSpec } from '../codecs/tensor.js';
 
-/** Padding of one symbolic dimension (`"seq"`): the fill value, and optional lengths to round up to. */
+/**
+ * Padding of one symbolic dimension (`"seq"`): the fill value, and the lengths to round up to:
+ * listed `buckets`, or every multiple of `multipleOf`.
+ */
 export interface PadRule {
   readonly value: number;
   readonly buckets?: readonly number[] | undefined;
+  readonly multipleOf?: number | undefined;
 }
 
 export type PadRules = Readonly<Record<string, PadRule>>;
@@ -41,7 +45,10 @@ export function batchLayout(signature: ModelSignature, pad: PadRules): BatchLayo
   return { pad, inputs: signature.inputs, outputs: signature.outputs, paddedAxes };
 }
 
+const hasBuckets = (rule: PadRule) => rule.buckets !== undefined || rule.multipleOf !== undefined;
+
 function bucketOf(length: number, rule: PadRule): number | undefined {
+  if (rule.multipleOf !== undefined) return Math.ceil(length / rule.multipleOf) * rule.multipleOf;
   return rule.buckets?.find((bucket) => bucket >= length);
 }
 
@@ -57,7 +64,7 @@ export function batchKey(inputs: NamedTensors, layout: BatchLayout): string {
     const dims = tensor.dims.slice(1).map((length, i) => {
       const rule = padded?.find((p) => p.axis === i + 1)?.rule;
       if (!rule) return String(length);
-      const bucket = rule.buckets ? bucketOf(length, rule) : -1;
+      const bucket = hasBuckets(rule) ? bucketOf(length, rule) : -1;
       return bucket === undefined ? `=${length}` : `≤${bucket}`;
     });
     key += `${spec.name}:${tensor.dtype}[${dims.join(',')}];`;
@@ -147,7 +154,7 @@ export function mergeInputs(members: readonly NamedTensors[], layout: BatchLayou
     const dims = [totalRows, ...parts[0]!.dims.slice(1)];
     for (const { axis, rule } of padded) {
       const longest = Math.max(...parts.map((part) => part.dims[axis]!));
-      dims[axis] = (rule.buckets && bucketOf(longest, rule)) ?? longest;
+      dims[axis] = (hasBuckets(rule) ? bucketOf(longest, rule) : undefined) ?? longest;
     }
     const data = allocate(spec.dtype, elementCount(dims));
     const rowElements = totalRows === 0 ? 0 : data.length / totalRows;

@@ -63,6 +63,9 @@ describe('merge and split', () => {
     assert.equal(key([1, 3]), key([5, 3]));
   });
 
+  type RoundUp = { buckets?: number[]; multipleOf?: number };
+  const longestOf = (members: readonly NamedTensors[]) => Math.max(...members.map((m) => m.x!.dims[1]!));
+
   it('pad a variable dimension to the batch length or bucket, and strip it from the outputs', () => {
     fc.assert(
       fc.property(
@@ -70,20 +73,27 @@ describe('merge and split', () => {
           minLength: 1,
           maxLength: 6,
         }),
-        fc.option(fc.constant([4, 8, 16]), { nil: undefined }),
-        (requests, buckets) => {
-          const layout = batchLayout(echoSignature('int64', null, 'seq'), { seq: { value: 0, buckets } });
+        fc.oneof(
+          fc.constant<RoundUp>({}),
+          fc.constant<RoundUp>({ buckets: [4, 8, 16] }),
+          fc.integer({ min: 1, max: 5 }).map((multipleOf): RoundUp => ({ multipleOf })),
+        ),
+        (requests, { buckets, multipleOf }) => {
+          const layout = batchLayout(echoSignature('int64', null, 'seq'), { seq: { value: 0, buckets, multipleOf } });
           const members = requests.map(({ rows, length }, i) => ({ x: tensorOf('int64', [rows, length], i + 1) }));
           const groups = new Map<string, NamedTensors[]>();
           for (const member of members) {
             const key = batchKey(member, layout);
             groups.set(key, [...(groups.get(key) ?? []), member]);
           }
-          if (!buckets) assert.equal(groups.size, 1, 'without buckets every length shares one batch');
+          const roundUp = (length: number) =>
+            buckets ? buckets.find((b) => b >= length)! : multipleOf ? Math.ceil(length / multipleOf) * multipleOf : longestOf(members);
+          if (!buckets && !multipleOf) assert.equal(groups.size, 1, 'without buckets every length shares one batch');
           for (const group of groups.values()) {
             const batch = mergeInputs(group, layout);
-            const longest = Math.max(...group.map((m) => m.x!.dims[1]!));
-            const expected = buckets ? buckets.find((b) => b >= longest)! : longest;
+            const longest = longestOf(group);
+            assert.equal(new Set(group.map((m) => roundUp(m.x!.dims[1]!))).size, 1, 'a batch holds one padded length');
+            const expected = buckets || multipleOf ? roundUp(longest) : longest;
             assert.equal(batch.inputs.x!.dims[1], expected);
             const split = splitOutputs(batch.inputs, batch, layout);
             split.forEach((result, i) => assert.deepEqual(toArray(result.x!), toArray(group[i]!.x!)));
@@ -147,9 +157,12 @@ describe('batched runs of the real fixture models', () => {
     });
   }
 
-  it('token-scores: padded sequences give each request its own unpadded scores', async () => {
+  for (const rule of [
+    { value: 0, buckets: [4, 8, 16] },
+    { value: 0, multipleOf: 4 },
+  ]) it(`token-scores: padded sequences give each request its own unpadded scores (${JSON.stringify(rule)})`, async () => {
     const session = await ort.InferenceSession.create(`${MODELS.tokens}/model.onnx`);
-    const layout = batchLayout(signatureOf(session), { seq: { value: 0, buckets: [4, 8, 16] } });
+    const layout = batchLayout(signatureOf(session), { seq: rule });
     await fc.assert(
       fc.asyncProperty(fc.array(fc.integer({ min: 1, max: 16 }), { minLength: 2, maxLength: 6 }), async (lengths) => {
         const members = lengths.map((length, i) => ({
