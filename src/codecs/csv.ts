@@ -6,7 +6,7 @@ import { invalidInput, malformedBody, unsupportedMediaType } from '../errors.js'
 import type { DecodedRequest, RequestDecoder, ResponseEncoder } from './codec.js';
 import { csvRecord, outputColumns } from './rows.js';
 import { checkInputs } from './signature-check.js';
-import { allocate, type DType, type ModelSignature, type TensorData, type TensorSpec } from './tensor.js';
+import { allocate, allocateShared, type DType, type ModelSignature, type TensorData, type TensorSpec } from './tensor.js';
 import { describeValue, leafWriter } from './values.js';
 
 const COMMA = 0x2c;
@@ -88,7 +88,7 @@ function decodePlainDecimals(body: Buffer, dtype: 'float32' | 'float64', fixedWi
   const firstLine = firstLineEnd === -1 ? body : body.subarray(0, firstLineEnd);
   let width = fixedWidth ?? firstLine.reduce((commas, byte) => commas + (byte === COMMA ? 1 : 0), 1);
   // Sized for every line, the last one unless the body ends with it: usually exact, no copy.
-  const data = allocate(dtype, (countLines(body) - (body[end - 1] === LF ? 1 : 0)) * width) as Float32Array | Float64Array;
+  const data = allocateShared(dtype, (countLines(body) - (body[end - 1] === LF ? 1 : 0)) * width) as Float32Array | Float64Array;
   let count = 0;
   let records = 0;
   let fields = 0;

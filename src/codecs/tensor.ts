@@ -65,6 +65,31 @@ export function allocate(dtype: DType, length: number): TensorData {
   return new ARRAY_TYPES[dtype](length);
 }
 
+/** Slabs that small tensors are cut from; never reused, so what is cut is zeros, as allocate's. */
+const SLAB_BYTES = 8 * 1024;
+const SLAB_MAX_TENSOR_BYTES = 1024;
+let slab = new ArrayBuffer(SLAB_BYTES);
+let slabUsed = 0;
+
+/**
+ * As `allocate`, but a small tensor is a view of a shared slab, as Node pools small Buffers:
+ * a fresh ArrayBuffer for each one-row request cost more than its bytes (malloc, and the garbage
+ * collector's bookkeeping of memory outside its heap). For what a request decodes, not for what
+ * is handed to a worker whole.
+ */
+export function allocateShared(dtype: DType, length: number): TensorData {
+  const bytes = length * ARRAY_TYPES[dtype].BYTES_PER_ELEMENT;
+  if (bytes > SLAB_MAX_TENSOR_BYTES) return allocate(dtype, length);
+  // Eight-byte aligned, for the widest element type.
+  let offset = (slabUsed + 7) & ~7;
+  if (offset + bytes > SLAB_BYTES) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    offset = 0;
+  }
+  slabUsed = offset + bytes;
+  return new ARRAY_TYPES[dtype](slab, offset, length);
+}
+
 /** A view of `byteLength / bytesPerElement` values over a buffer; the caller checks alignment. */
 export function view(dtype: DType, buffer: ArrayBufferLike, byteOffset: number, length: number): TensorData {
   return new ARRAY_TYPES[dtype](buffer, byteOffset, length);
@@ -95,16 +120,17 @@ export function toOwnedTensor(tensor: Tensor): Tensor {
  * Tensors made ready for the hand-off to a worker, which moves the buffers that tensors fill
  * whole and clones the rest with their whole buffer. A tensor filling the request body's buffer
  * is copied (data capture still reads the body after inference, so it must not move), as is a
- * small view of a larger buffer (Node's 8 KiB Buffer pool: a clone would carry all of it). A
- * large view, such as an image after its .npy header, is left as it is: one clone at the hand-off
- * instead of a copy here, and no more garbage on the HTTP thread.
+ * small view of a large buffer (a clone would carry all of it). Views of small buffers (a slab,
+ * Node's 8 KiB Buffer pool) and large views (an image after its .npy header) are left as they
+ * are: merged into a batch they are only read, and alone they cost one clone at the hand-off.
  */
 export function ownedTensors(inputs: NamedTensors, body: Uint8Array): NamedTensors {
   const owned: NamedTensors = {};
-  for (const [name, tensor] of Object.entries(inputs)) {
+  for (const name in inputs) {
+    const tensor = inputs[name]!;
     const { data } = tensor;
     const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
-    const keep = whole ? data.buffer !== body.buffer : data.byteLength * 2 >= data.buffer.byteLength;
+    const keep = whole ? data.buffer !== body.buffer : data.buffer.byteLength <= SLAB_BYTES || data.byteLength * 2 >= data.buffer.byteLength;
     owned[name] = keep ? tensor : toOwnedTensor(tensor);
   }
   return owned;

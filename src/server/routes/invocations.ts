@@ -99,6 +99,15 @@ const streamFailureEvent = (error: InferdError) => {
 /** One Buffer a chunk, computed no further ahead than the stream is read. */
 const chunks = <T>(frames: AsyncGenerator<T>) => Readable.from(frames, { highWaterMark: 1 });
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The model an invocation named, for its request metrics; null until it is admitted. */
+    inferdModel: string | null;
+    /** The code of the error it was answered with, for its request metrics. */
+    inferdErrorCode: string | null;
+  }
+}
+
 interface Admitted {
   readonly model: ModelInfo;
   readonly body: Buffer;
@@ -119,8 +128,6 @@ export interface InvocationContext {
  * `InvokeEndpointWithResponseStream`), and `POST /models/{name}/invoke` (multi-model endpoints).
  */
 export function invocationRoutes({ dataPlane, runtime, config, metrics, load, capture }: InvocationContext) {
-  const errorCodes = new WeakMap<FastifyRequest, string>();
-  const modelNames = new WeakMap<FastifyRequest, string>();
 
   /** The model a request names by its route or `X-Amzn-SageMaker-Target-Model`, or the default model. */
   const modelOf = (request: FastifyRequest): ModelInfo | Promise<ModelInfo> => {
@@ -141,7 +148,7 @@ export function invocationRoutes({ dataPlane, runtime, config, metrics, load, ca
   };
 
   const admitted = (request: FastifyRequest, model: ModelInfo): Admitted => {
-    modelNames.set(request, model.name);
+    request.inferdModel = model.name;
     if (request.headers[SESSION_ID] !== undefined) {
       throw new InferdError('INFERD_ERR_SESSIONS_DISABLED', 'X-Amzn-SageMaker-Session-Id: stateful sessions not enabled; inferd serves stateless models');
     }
@@ -176,7 +183,7 @@ export function invocationRoutes({ dataPlane, runtime, config, metrics, load, ca
     (request: FastifyRequest, reply: FastifyReply, model: ModelInfo, { answerEnds } = { answerEnds: true }) =>
     (error: InferdError) => {
       logLateFailure(request.log, error);
-      errorCodes.set(request, error.code);
+      request.inferdErrorCode = error.code;
       if (!answerEnds) metrics.request(model.name, reply.statusCode, reply.elapsedTime, error.code);
     };
 
@@ -254,9 +261,12 @@ export function invocationRoutes({ dataPlane, runtime, config, metrics, load, ca
   };
 
   return async (app: FastifyInstance) => {
+    // Declared once, so every request of these routes has the same shape (a WeakMap per request cost more).
+    app.decorateRequest('inferdModel', null);
+    app.decorateRequest('inferdErrorCode', null);
     if (capture) installCaptureHooks(app, capture);
     app.addHook('onError', (request, _reply, error, done) => {
-      errorCodes.set(request, toInferdError(error).code);
+      request.inferdErrorCode = toInferdError(error).code;
       done();
     });
     // Counted from arrival to the last byte (or the client leaving): what the container holds.
@@ -265,7 +275,7 @@ export function invocationRoutes({ dataPlane, runtime, config, metrics, load, ca
       done();
     });
     app.addHook('onResponse', (request, reply, done) => {
-      metrics.request(modelNames.get(request) ?? 'none', reply.statusCode, reply.elapsedTime, errorCodes.get(request));
+      metrics.request(request.inferdModel ?? 'none', reply.statusCode, reply.elapsedTime, request.inferdErrorCode ?? undefined);
       done();
     });
     app.post('/invocations', invoke);
