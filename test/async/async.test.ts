@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFile, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -216,7 +217,7 @@ describe('async inference', () => {
   it('refuses at once what it could never run, with stable codes', async () => {
     const big = JSON.stringify({ instances: Array(200).fill(Array(20).fill(0.5)) }); // over the 0.01 MiB limit
     await store().put(`s3://${IN}/data/big.json`, big);
-    const cases: [string, Record<string, string>, string | undefined, number, string][] = [
+    const cases: [string, Record<string, string>, string | Uint8Array | undefined, number, string][] = [
       ['input outside the allowed prefixes', { 'x-amzn-sagemaker-inputlocation': `s3://${IN}/other/requests.csv` }, undefined, 403, 'INFERD_ERR_ASYNC_INPUT_FORBIDDEN'],
       ['input in another bucket', { 'x-amzn-sagemaker-inputlocation': `s3://${OUT}/results/sdk-1.out` }, undefined, 403, 'INFERD_ERR_ASYNC_INPUT_FORBIDDEN'],
       ['a local file', { 'x-amzn-sagemaker-inputlocation': '/etc/passwd' }, undefined, 403, 'INFERD_ERR_ASYNC_INPUT_FORBIDDEN'],
@@ -224,6 +225,7 @@ describe('async inference', () => {
       ['an https URL', { 'x-amzn-sagemaker-inputlocation': 'https://example.com/x.csv' }, undefined, 400, 'INFERD_ERR_BAD_REQUEST'],
       ['a missing input', { 'x-amzn-sagemaker-inputlocation': `s3://${IN}/data/missing.csv`, 'x-amzn-sagemaker-content-type': 'text/csv' }, undefined, 400, 'INFERD_ERR_ASYNC_INPUT_NOT_FOUND'],
       ['no payload at all', {}, undefined, 400, 'INFERD_ERR_BODY_EMPTY'],
+      ['a body that decodes to nothing', { 'content-type': 'text/csv', 'content-encoding': 'gzip' }, gzipSync(''), 400, 'INFERD_ERR_BODY_EMPTY'],
       ['a body and an input location', { 'x-amzn-sagemaker-inputlocation': `s3://${IN}/data/requests.csv`, 'content-type': 'text/csv' }, csv, 400, 'INFERD_ERR_BAD_REQUEST'],
       ['a TTL under 60 s', { 'content-type': 'text/csv', 'x-amzn-sagemaker-requestttlseconds': '59' }, csv, 400, 'INFERD_ERR_BAD_REQUEST'],
       ['a timeout over 3600 s', { 'content-type': 'text/csv', 'x-amzn-sagemaker-invocationtimeoutseconds': '3601' }, csv, 400, 'INFERD_ERR_BAD_REQUEST'],

@@ -195,6 +195,8 @@ export class AsyncInference {
       }
       const chunks = limited(submission.body, limitBytes, limitText);
       const head = await storageCall(() => readUpTo(chunks, RECORD_HELD_MAX_BYTES));
+      // A chunked body with no chunks, or one that decodes to nothing, could never run.
+      if (head.ended && head.parts.every((part) => part.length === 0)) throw new InferdError('INFERD_ERR_BODY_EMPTY', 'the request body is empty');
       if (head.ended) {
         payloadBase64 = Buffer.concat(head.parts).toString('base64');
         inputLocation = `${RECORD_HELD_SCHEME}${inferenceId}`;
