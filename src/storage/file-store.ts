@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StorageError, type ObjectInfo, type ObjectStore } from './object-store.js';
+import { SharedSync } from './shared-sync.js';
 import { formatUri, parseUri } from './uri.js';
 
 /** Names of objects still being written; `list` passes over them. */
@@ -94,31 +95,24 @@ export function fileVersion(stats: Stats): string {
   return `${stats.mtimeMs}-${stats.size}-${stats.ino}`;
 }
 
-/** Directories being synced: the sync under way, and the one queued to follow it. */
-const directorySyncs = new Map<string, { readonly running: Promise<void>; queued?: Promise<void> }>();
+/** Directories being synced, each with the sync its writers share. */
+const directorySyncs = new Map<string, SharedSync>();
 
 /**
  * Makes a rename or a new entry in `directory` durable (fsync of the directory itself). Writers
- * of one directory share syncs: a caller that arrives while a sync runs (which may have begun
- * before its change) waits for the next one, and every caller arriving meanwhile shares that
- * one, so concurrent puts pay one sync, not one each.
+ * of one directory share syncs, so concurrent puts pay one sync, not one each.
  */
 export function syncDirectory(directory: string): Promise<void> {
-  const state = directorySyncs.get(directory);
-  if (!state) return startDirectorySync(directory);
-  state.queued ??= state.running.then(
-    () => startDirectorySync(directory),
-    () => startDirectorySync(directory),
-  );
-  return state.queued;
-}
-
-function startDirectorySync(directory: string): Promise<void> {
-  const running = fsyncDirectory(directory).finally(() => {
-    if (directorySyncs.get(directory)?.running === running) directorySyncs.delete(directory);
-  });
-  directorySyncs.set(directory, { running });
-  return running;
+  let shared = directorySyncs.get(directory);
+  if (!shared) {
+    // Forgotten once idle, so the map holds only directories being written.
+    shared = new SharedSync(
+      () => fsyncDirectory(directory),
+      () => directorySyncs.delete(directory),
+    );
+    directorySyncs.set(directory, shared);
+  }
+  return shared.request();
 }
 
 async function fsyncDirectory(directory: string): Promise<void> {

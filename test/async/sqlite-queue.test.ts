@@ -40,4 +40,36 @@ describe('SqliteQueue', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('closes only once the writes it was given are committed and synced', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'inferd-sqlite-queue-'));
+    const path = join(dir, 'queue.sqlite');
+    const settings = { consumerId: 'c1', leaseMs: 1000, retentionMs: 60_000 };
+    try {
+      const queue = new SqliteQueue(path, settings);
+      const accepted = queue.enqueue({
+        inferenceId: 'last',
+        endpointName: 'e',
+        inputLocation: 'inline:last',
+        inputInline: true,
+        payloadBase64: Buffer.from('1,2\n').toString('base64'),
+        contentType: 'text/csv',
+        outputLocation: 's3://o/last.out',
+        failureLocation: 's3://o/last-error.out',
+        receivedAtMs: 1,
+        requestTtlS: 60,
+        invocationTimeoutS: 10,
+      });
+      await queue.close();
+      assert.equal((await accepted).created, true);
+      const reopened = new SqliteQueue(path, settings);
+      try {
+        assert.equal((await reopened.get('last'))?.status, 'queued');
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
