@@ -248,7 +248,7 @@ export const ConfigSchema = z
           .min(0)
           .max(1000)
           .optional()
-          .describe('Requests run at once by this instance (`MaxConcurrentInvocationsPerInstance`); unset: eight per model instance (at `maxInstances` with autoscaling), each holding its payload while it runs. 0: accept submissions only, for a front instance while the workers scale to zero.'),
+          .describe('Requests run at once by this instance (`MaxConcurrentInvocationsPerInstance`); unset: 32 per model instance (at `maxInstances` with autoscaling), each holding its payload while it runs. 0: accept submissions only, for a front instance while the workers scale to zero.'),
         maxPayloadMb: z.coerce
           .number()
           .positive()
