@@ -24,11 +24,17 @@ export class FileObjectStore implements ObjectStore {
     // 'error' with no listener would take the whole process down. The pipeline still sees it.
     if (body instanceof Readable) body.on('error', () => {});
     try {
-      await mkdir(dirname(path), { recursive: true });
       if (body instanceof Readable) {
+        await mkdir(dirname(path), { recursive: true });
         await pipeline(body, createWriteStream(partial, { flags: 'wx', flush: true }));
       } else {
-        await writeFile(partial, body, { flag: 'wx', flush: true });
+        // The directory usually exists (answers go to one): try first, make it when missing.
+        // Each file-system call is a round trip through libuv's thread pool.
+        await writeFile(partial, body, { flag: 'wx', flush: true }).catch(async (error: unknown) => {
+          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+          await mkdir(dirname(path), { recursive: true });
+          await writeFile(partial, body, { flag: 'wx', flush: true });
+        });
       }
       await rename(partial, path);
       // The rename is only durable once the directory entry is: callers acknowledge after put.
