@@ -12,6 +12,8 @@ export interface Invocation {
   readonly encoder: ResponseEncoder;
   readonly shapeHeader?: string | undefined;
   readonly isCancelled?: (() => boolean) | undefined;
+  /** Already admitted by a limit of its own (see the runtime's `SubmitOptions`): never refused for a full queue. */
+  readonly admitted?: boolean | undefined;
 }
 
 export interface InvocationAnswer {
@@ -27,7 +29,7 @@ export async function invokeWhole(runtime: Runtime, model: ModelInfo, request: I
   const inputs = ownedTensors(decoded.inputs, request.body);
   const decodeMs = performance.now() - decodeStarted;
 
-  const result = await runtime.infer(model.name, inputs, { isCancelled: request.isCancelled });
+  const result = await runtime.infer(model.name, inputs, { isCancelled: request.isCancelled, admitted: request.admitted });
 
   const encodeStarted = performance.now();
   const body = request.encoder.encode(result.outputs, model.signature, { style: decoded.style, modelName: model.name });

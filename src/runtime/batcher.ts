@@ -37,8 +37,10 @@ export interface SubmitOptions {
    */
   readonly isCancelled?: (() => boolean) | undefined;
   /**
-   * A later part of a request the queue has already taken (a streamed answer): never refused
-   * for a full queue, so that a stream does not break half-way under load.
+   * Admitted already, by the queue or by a limit of its own: never refused for a full queue.
+   * A later part of a request the queue has taken (a streamed answer), so that a stream does not
+   * break half-way under load; an async request (bounded by its concurrency), so that it waits
+   * its turn rather than fails.
    */
   readonly admitted?: boolean | undefined;
 }

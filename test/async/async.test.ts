@@ -11,7 +11,8 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { InvokeEndpointAsyncCommand, SageMakerRuntimeClient } from '@aws-sdk/client-sagemaker-runtime';
 import { openObjectStore } from '../../src/storage/open-store.js';
-import { MODELS, REPO_ROOT, invoke, startServer, type TestServer } from '../helper.js';
+import { defaultModel, MODELS, REPO_ROOT, invoke, startServer, type TestServer } from '../helper.js';
+import { writeNpy } from '../npy.js';
 import { startHttpGate } from '../http-gate.js';
 import { promtoolCheck } from '../promtool.js';
 import { S3RVER_ENV, startS3Server, type S3Server } from '../s3-server.js';
@@ -394,5 +395,38 @@ describe('async inference: time limits', () => {
     assert.equal((await finished(gated.url, 'busy')).status, 'completed');
     assert.equal(await store().exists(`s3://${OUT}/results/short-lived.out`), false);
     assert.equal(counterValue(await metricsText(gated.url), 'inferd_async_failures_total{kind="expired"}'), 1);
+  });
+});
+
+describe('async inference: a full inference queue', () => {
+  it('makes an async request wait its turn, not fail, while real-time requests keep the queue full', async (t) => {
+    const slow = await startServer(MODELS.slow, { env: await asyncEnv({ INFERD_MAX_QUEUE_SIZE: '1' }) });
+    t.after(() => slow.http.close());
+    const npy = { 'content-type': 'application/x-npy', accept: 'application/x-npy' };
+    // Senders of heavy requests, each resending as soon as it is answered: two batches run, one
+    // request waits, and whatever else arrives meanwhile is refused for a full queue.
+    const heavy = writeNpy('<f4', [6000, 256], new Float32Array(6000 * 256).fill(0.5));
+    let loading = true;
+    const statuses: number[] = [];
+    const senders = Array.from({ length: 4 }, async () => {
+      while (loading) statuses.push((await invoke(slow.url, heavy, npy)).status);
+    });
+    try {
+      await until(() => (defaultModel(slow).stats.queued >= 1 ? true : undefined), 30_000, 'the queue to fill');
+      const small = writeNpy('<f4', [4, 256], new Float32Array(4 * 256).fill(0.25));
+      const accepted = await submitAsync(slow.url, { 'content-type': 'application/x-npy', 'x-amzn-sagemaker-accept': 'application/x-npy', 'x-amzn-sagemaker-inference-id': 'behind-full-queue' }, small);
+      assert.equal(accepted.status, 202);
+      const status = await finished(slow.url, 'behind-full-queue', 60_000);
+      assert.equal(status.status, 'completed', status.failureReason);
+      loading = false;
+      await Promise.all(senders);
+      assert.ok(statuses.includes(503), 'real-time requests were refused for a full queue meanwhile');
+      assert.deepEqual([...new Set(statuses)].sort(), [200, 503]);
+      const expected = await invoke(slow.url, small, npy);
+      assert.deepEqual(await store().getBuffer(`s3://${OUT}/results/behind-full-queue.out`), Buffer.from(expected.bytes));
+    } finally {
+      loading = false;
+      await Promise.all(senders);
+    }
   });
 });

@@ -111,8 +111,12 @@ async function runOn(model: ModelInfo, job: AsyncJob, deps: RunDeps): Promise<Jo
   encoder.assertCanEncode?.(model.signature);
   const outputStore = deps.openStore(job.outputLocation);
   const isCancelled = () => deps.signal.aborted;
+  // An async request was admitted when it was accepted, and the requests running at once are
+  // bounded by maxConcurrentInvocations: a queue full of real-time requests makes it wait its
+  // turn rather than fail it.
+  const admitted = true;
   if (job.payloadBase64 !== undefined) {
-    const answer = await invokeWhole(deps.runtime, model, { body: Buffer.from(job.payloadBase64, 'base64'), decoder, encoder, isCancelled });
+    const answer = await invokeWhole(deps.runtime, model, { body: Buffer.from(job.payloadBase64, 'base64'), decoder, encoder, isCancelled, admitted });
     return writeAnswer(job, deps, outputStore, answer.body, encoder.mediaType);
   }
   const inputStore = deps.openStore(job.inputLocation);
@@ -135,7 +139,7 @@ async function runOn(model: ModelInfo, job: AsyncJob, deps: RunDeps): Promise<Jo
       }),
       {},
     );
-    const invoker = inProcessInvoker(deps.runtime, model, { contentType: decoder.mediaType, accept, recordErrors: 'fail', isCancelled });
+    const invoker = inProcessInvoker(deps.runtime, model, { contentType: decoder.mediaType, accept, recordErrors: 'fail', isCancelled, admitted });
     await transformObject({ options, invoker, openStore: deps.openStore, progress: SILENT }, { uri: job.inputLocation, relativePath: job.inferenceId, sizeBytes: info.sizeBytes }, job.outputLocation);
     const written = deps.keepResponseUpToBytes > 0 ? await outputStore.stat(job.outputLocation) : undefined;
     const responseBody = written && written.sizeBytes <= deps.keepResponseUpToBytes ? await outputStore.getBuffer(job.outputLocation) : undefined;
@@ -146,7 +150,7 @@ async function runOn(model: ModelInfo, job: AsyncJob, deps: RunDeps): Promise<Jo
     throw new InferdError('INFERD_ERR_PAYLOAD_TOO_LARGE', `the payload is ${info.sizeBytes} bytes, more than INFERD_ASYNC_MAX_PAYLOAD_MB allows`);
   }
   const body = await download(job, () => inputStore.getBuffer(job.inputLocation));
-  const answer = await invokeWhole(deps.runtime, model, { body, decoder, encoder, isCancelled });
+  const answer = await invokeWhole(deps.runtime, model, { body, decoder, encoder, isCancelled, admitted });
   return writeAnswer(job, deps, outputStore, answer.body, encoder.mediaType);
 }
 

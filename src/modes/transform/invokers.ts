@@ -22,10 +22,12 @@ export interface InProcessSettings {
   readonly recordErrors: RecordErrors;
   /** Mini-batches not yet run when this turns true are abandoned. */
   readonly isCancelled?: (() => boolean) | undefined;
+  /** Admitted by a limit of their own (see the runtime's `SubmitOptions`): never refused for a full queue. */
+  readonly admitted?: boolean | undefined;
 }
 
 /** Mini-batches for `model`, loaded in `runtime`. */
-export function inProcessInvoker(runtime: Runtime, model: ModelInfo, { contentType, accept, recordErrors, isCancelled }: InProcessSettings): MiniBatchInvoker {
+export function inProcessInvoker(runtime: Runtime, model: ModelInfo, { contentType, accept, recordErrors, isCancelled, admitted }: InProcessSettings): MiniBatchInvoker {
   const decoder = decoderFor(contentType);
   if (!decoder) throw new InvokerSetupError(`--content-type ${contentType} is not supported`);
   const encoder = encoderFor(accept);
@@ -36,7 +38,7 @@ export function inProcessInvoker(runtime: Runtime, model: ModelInfo, { contentTy
     throw new InvokerSetupError(`--accept ${accept}: ${(error as Error).message}`);
   }
   return {
-    invoke: async (body) => (await invokeBatch(runtime, model, { body, mediaType: decoder.mediaType, encoder, recordErrors, isCancelled })).body,
+    invoke: async (body) => (await invokeBatch(runtime, model, { body, mediaType: decoder.mediaType, encoder, recordErrors, isCancelled, admitted })).body,
   };
 }
 
