@@ -85,7 +85,7 @@ export class SqliteQueue implements AsyncQueue {
     // Switching to WAL creates the log file (`<path>-wal`); it is removed only when the last
     // connection closes, so the descriptor stays valid while this one is open.
     this.#db.pragma('journal_mode = WAL');
-    // NORMAL: commits do not sync; #syncLog does, off the event loop, before anything is
+    // NORMAL: commits do not sync; #logSync does, off the event loop, before anything is
     // acknowledged.
     this.#db.pragma('synchronous = NORMAL');
     this.#db.exec(SCHEMA);
