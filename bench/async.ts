@@ -9,6 +9,8 @@
  *
  *   npm run bench:async
  *   BENCH_ASYNC_REQUESTS=2000 npm run bench:async
+ *   BENCH_ASYNC_CPU_PROF=/tmp/prof npm run bench:async   (each server under `node --cpu-prof`,
+ *     its profiles in that folder, for Chrome DevTools; the profiler slows it: read shares)
  *
  * Results: bench/results/<timestamp>-async.{json,md}.
  */
@@ -25,6 +27,7 @@ import { saveResults } from './report.js';
 import { spread } from './stats.js';
 
 const requests = Number(process.env.BENCH_ASYNC_REQUESTS ?? 10_000);
+const cpuProfileDir = process.env.BENCH_ASYNC_CPU_PROF;
 const CLIENTS = 32;
 const options = readOptions(process.env);
 const log = (message: string) => process.stderr.write(`${message}\n`);
@@ -83,7 +86,7 @@ async function measure(queue: 'sqlite' | 'redis', root: string, body: string): P
   const redis = queue === 'redis' ? await startRedis(dir) : undefined;
   const port = await freePort();
   const server = await ChildServer.start(
-    ['dist/src/main.js', 'serve'],
+    [...(cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`] : []), 'dist/src/main.js', 'serve'],
     {
       SAGEMAKER_BIND_TO_PORT: String(port),
       INFERD_HOST: '127.0.0.1',
