@@ -227,6 +227,7 @@ describe('async inference', () => {
       ['a missing input', { 'x-amzn-sagemaker-inputlocation': `s3://${IN}/data/missing.csv`, 'x-amzn-sagemaker-content-type': 'text/csv' }, undefined, 400, 'INFERD_ERR_ASYNC_INPUT_NOT_FOUND'],
       ['no payload at all', {}, undefined, 400, 'INFERD_ERR_BODY_EMPTY'],
       ['a body that decodes to nothing', { 'content-type': 'text/csv', 'content-encoding': 'gzip' }, gzipSync(''), 400, 'INFERD_ERR_BODY_EMPTY'],
+      ['a body that is not gzip data', { 'content-type': 'text/csv', 'content-encoding': 'gzip' }, 'not gzip', 400, 'INFERD_ERR_BODY_MALFORMED'],
       ['a body and an input location', { 'x-amzn-sagemaker-inputlocation': `s3://${IN}/data/requests.csv`, 'content-type': 'text/csv' }, csv, 400, 'INFERD_ERR_BAD_REQUEST'],
       ['a TTL under 60 s', { 'content-type': 'text/csv', 'x-amzn-sagemaker-requestttlseconds': '59' }, csv, 400, 'INFERD_ERR_BAD_REQUEST'],
       ['a timeout over 3600 s', { 'content-type': 'text/csv', 'x-amzn-sagemaker-invocationtimeoutseconds': '3601' }, csv, 400, 'INFERD_ERR_BAD_REQUEST'],
