@@ -128,7 +128,6 @@ export interface InvocationContext {
  * `InvokeEndpointWithResponseStream`), and `POST /models/{name}/invoke` (multi-model endpoints).
  */
 export function invocationRoutes({ dataPlane, runtime, config, metrics, load, capture }: InvocationContext) {
-
   /** The model a request names by its route or `X-Amzn-SageMaker-Target-Model`, or the default model. */
   const modelOf = (request: FastifyRequest): ModelInfo | Promise<ModelInfo> => {
     const { name } = request.params as { name?: string };
