@@ -119,6 +119,8 @@ describe('under load', () => {
     const child = await spawnServer(['dist/src/main.js', 'serve'], {
       SAGEMAKER_BIND_TO_PORT: String(port),
       INFERD_MODEL_DIR: MODELS.slow,
+      // One worker, which the long request holds while the others queue behind it.
+      SAGEMAKER_MODEL_SERVER_WORKERS: '1',
       // Room for one request of 24,000 rows (24 MiB as .npy): seconds of the one worker's time.
       SAGEMAKER_MAX_PAYLOAD_IN_MB: '32',
       SAGEMAKER_CONTAINER_LOG_LEVEL: 'warn',
@@ -175,6 +177,7 @@ describe('under load', () => {
     const child = await spawnServer(['dist/src/main.js', 'serve'], {
       SAGEMAKER_BIND_TO_PORT: String(port),
       INFERD_MODEL_DIR: MODELS.slow,
+      SAGEMAKER_MODEL_SERVER_WORKERS: '1',
     }, port);
     await waitUntilReady(child);
     try {
