@@ -1,7 +1,8 @@
 /**
  * The in-process ceiling, run as its own process so that onnxruntime-node loads once, there:
- * `session.run` in a tight loop at each batch size, with inferd's session options and its total
- * thread count, no HTTP, no codecs, no queue. Prints a CeilingResult as JSON on stdout.
+ * `session.run` in a tight loop at each batch size, with inferd's session options, no HTTP, no
+ * codecs, no queue. Prints a CeilingResult as JSON on stdout. For inferd's layout of several
+ * instances, the bench runs one such process per instance at once (`startAtEpochMs`).
  * Usage: node in-process-ceiling.js '<CeilingRequest as JSON>'
  */
 import { closeSync, openSync, readSync } from 'node:fs';
@@ -22,6 +23,12 @@ export interface CeilingRequest {
    * rows than on uniform noise, here 2.2x slower) must be measured on the rows it will serve.
    */
   readonly rowsCsvPath?: string;
+  /**
+   * When the sweep starts, by the wall clock, so that processes started together measure each
+   * batch size in the same window (each batch size gets its slot of `secondsPerBatchSize`);
+   * unset: at once.
+   */
+  readonly startAtEpochMs?: number;
 }
 
 /** Enough of the file for the largest batch: rows are a few hundred bytes at most. */
@@ -54,6 +61,8 @@ export interface BatchSizeResult {
 
 export interface CeilingResult {
   readonly threads: number;
+  /** Processes that ran the sweep at once, rows/s summed over them (one when run directly). */
+  readonly processes?: number;
   readonly provider: Provider;
   readonly sweep: readonly BatchSizeResult[];
   readonly best: BatchSizeResult | null;
@@ -70,7 +79,7 @@ function tensorFor(feed: FeedSpec, batchSize: number, random: () => number): ort
   return new ort.Tensor('float32', Float32Array.from({ length: size }, () => feed.min + random() * (feed.max - feed.min)), dims);
 }
 
-async function measure(session: ort.InferenceSession, request: CeilingRequest, batchSize: number, rows: readonly number[][] | undefined): Promise<BatchSizeResult> {
+async function measure(session: ort.InferenceSession, request: CeilingRequest, batchSize: number, rows: readonly number[][] | undefined, endAtEpochMs: number): Promise<BatchSizeResult> {
   const random = seededRandom(batchSize);
   const variants = rows
     ? [{ [request.spec.feedVariants[0]![0]!.name]: tensorOfRows(rows, batchSize) }]
@@ -79,7 +88,7 @@ async function measure(session: ort.InferenceSession, request: CeilingRequest, b
     await session.run(variants[0]!);
     let runs = 0;
     const started = performance.now();
-    while (runs < MIN_RUNS || performance.now() - started < request.secondsPerBatchSize * 1000) {
+    while (runs < MIN_RUNS || Date.now() < endAtEpochMs) {
       await session.run(variants[runs % variants.length]!);
       runs += 1;
     }
@@ -100,7 +109,13 @@ const session = await ort.InferenceSession.create(request.modelPath, {
 });
 const rows = request.rowsCsvPath === undefined ? undefined : csvRows(request.rowsCsvPath);
 const sweep: BatchSizeResult[] = [];
-for (const batchSize of request.spec.batchSizes) sweep.push(await measure(session, request, batchSize, rows));
+const slotMs = request.secondsPerBatchSize * 1000;
+const startAt = request.startAtEpochMs ?? Date.now();
+for (const [slot, batchSize] of request.spec.batchSizes.entries()) {
+  const wait = startAt + slot * slotMs - Date.now();
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  sweep.push(await measure(session, request, batchSize, rows, startAt + (slot + 1) * slotMs));
+}
 const best = sweep.reduce<BatchSizeResult | null>((top, r) => (r.rowsPerS !== null && r.rowsPerS > (top?.rowsPerS ?? 0) ? r : top), null);
 const result: CeilingResult = { threads: request.threads, provider: request.provider, sweep, best };
 process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -43,11 +43,14 @@ import { defineScenarios, type Scenario } from './scenarios.js';
 import { spread } from './stats.js';
 import { updatePerformanceTable } from './table.js';
 import {
+  BASELINE_IDS,
   IN_PROCESS_CEILING_LABEL,
+  chooseInlineThreads,
   defaultServerThreads,
   httpTargets,
   runInProcessCeiling,
   type HttpTarget,
+  type InlineThreadsChoice,
   type ServerThreads,
   type TargetContext,
 } from './targets.js';
@@ -192,6 +195,13 @@ async function measureHttpTarget(target: HttpTarget, context: TargetContext, run
   }
 }
 
+function inlineThreadsNote(scenario: Scenario, choice: InlineThreadsChoice): string {
+  const rows = `${scenario.rowsPerRequest} row${scenario.rowsPerRequest === 1 ? '' : 's'}`;
+  if (choice.measured.length === 0) return `The baselines run ONNX Runtime with ${choice.threads} thread(s), as inferd's instances do.`;
+  const figures = choice.measured.map((m) => `${m.threads} thread(s) ${Math.round(m.rowsPerS).toLocaleString('en-US')} rows/s`).join(', ');
+  return `The baselines run ONNX Runtime with ${choice.threads} thread(s): one session at ${rows} per run made ${figures} in-process (mean of ${choice.rounds} alternated runs each), and the faster is what an expert would pick.`;
+}
+
 async function measureInProcessCeiling(scenario: Scenario, options: BenchOptions, threads: ServerThreads, round: number): Promise<RoundResult> {
   const base = { round, target: 'in-process-ceiling' as const, label: IN_PROCESS_CEILING_LABEL };
   try {
@@ -249,15 +259,22 @@ async function runScenario(scenario: Scenario, options: BenchOptions): Promise<S
   const http = httpTargets(options).filter((t) => t.appliesTo?.(scenario) ?? true);
   const targets: { id: TargetId; label: string }[] = [
     ...http.map((t) => ({ id: t.id, label: t.label })),
-    ...(scenario.ceiling ? [{ id: 'in-process-ceiling' as const, label: IN_PROCESS_CEILING_LABEL }] : []),
+    ...(scenario.ceilingBatchSizes ? [{ id: 'in-process-ceiling' as const, label: IN_PROCESS_CEILING_LABEL }] : []),
   ];
   const results: RoundResult[] = [];
   const run: ScenarioRun = { scenario, bodies, reference: { value: null } };
   try {
     let threads: ServerThreads = defaultServerThreads(options);
+    let inlineThreads: number | undefined;
     for (let round = 1; round <= options.rounds; round++) {
       for (const target of http) {
-        const result = await measureHttpTarget(target, { scenario, options, modelDir, threads, notes }, run, round);
+        if (inlineThreads === undefined && BASELINE_IDS.includes(target.id)) {
+          const choice = await chooseInlineThreads(scenario, options, threads);
+          inlineThreads = choice.threads;
+          notes.push(inlineThreadsNote(scenario, choice));
+        }
+        const context = { scenario, options, modelDir, threads, inlineThreads: inlineThreads ?? threads.intraOpNumThreads, notes };
+        const result = await measureHttpTarget(target, context, run, round);
         log(roundLine(scenario, result));
         results.push(result);
         if (result.ok && result.kind === 'http' && result.inferd) {
@@ -267,7 +284,7 @@ async function runScenario(scenario: Scenario, options: BenchOptions): Promise<S
           if (result.inferd.provider !== result.inferd.requestedProvider && !notes.includes(fallback)) notes.push(fallback);
         }
       }
-      if (scenario.ceiling) {
+      if (scenario.ceilingBatchSizes) {
         const result = await measureInProcessCeiling(scenario, options, threads, round);
         log(roundLine(scenario, result));
         results.push(result);

@@ -19,6 +19,13 @@ export interface CeilingSpec {
   readonly feedVariants: readonly (readonly FeedSpec[])[];
 }
 
+/** What one request feeds the model, for the runs without HTTP: the ceiling, and the baselines' thread count. */
+export interface ScenarioInputs {
+  readonly feedVariants: readonly (readonly FeedSpec[])[];
+  /** Real rows for the first input instead of random values (see CeilingRequest.rowsCsvPath). */
+  readonly rowsCsvPath?: string;
+}
+
 export interface Scenario {
   readonly id: ScenarioId;
   readonly title: string;
@@ -30,8 +37,9 @@ export interface Scenario {
   readonly rowsPerRequest: number;
   /** inferd.json keys that inferd needs to batch this model's requests together. */
   readonly batchingConfig?: Record<string, unknown>;
-  /** Only for compute-bound models, where the model rather than HTTP should be the limit. */
-  readonly ceiling?: CeilingSpec;
+  readonly inputs: ScenarioInputs;
+  /** Batch sizes of the in-process ceiling, only for compute-bound models, where the model rather than HTTP should be the limit. */
+  readonly ceilingBatchSizes?: readonly number[];
   /** Also run inferd with data capture at 100%, to price it. */
   readonly measuresCapture?: boolean;
   buildBodies(): Buffer[];
@@ -43,6 +51,7 @@ const TEXT_BODY_COUNT = 32;
 const IMAGE_SHAPE = [3, 224, 224];
 const IMAGE_BODY_COUNT = 4;
 const MLP_ROWS_PER_REQUEST = 64;
+const CHURN_FEATURES = 20;
 
 function textSequenceLengths(): number[] {
   const random = seededRandom(7);
@@ -69,6 +78,10 @@ function imageBodies(): Buffer[] {
 
 export function defineScenarios(modelsDir: string): Record<ScenarioId, Scenario> {
   const churnRequests = join(modelsDir, 'churn-requests.csv');
+  const churnInputs: ScenarioInputs = {
+    feedVariants: [[{ name: 'features', dtype: 'float32', rowShape: [CHURN_FEATURES], min: -2, max: 2 }]],
+    rowsCsvPath: churnRequests,
+  };
   return {
     'churn-csv': {
       id: 'churn-csv',
@@ -79,6 +92,7 @@ export function defineScenarios(modelsDir: string): Record<ScenarioId, Scenario>
       accept: 'text/csv',
       connections: 64,
       rowsPerRequest: 1,
+      inputs: churnInputs,
       measuresCapture: true,
       buildBodies: () => readCsvRows(churnRequests).lines.map((line) => Buffer.from(line)),
     },
@@ -92,6 +106,7 @@ export function defineScenarios(modelsDir: string): Record<ScenarioId, Scenario>
       // connections would only add queueing delay to every figure.
       connections: 16,
       rowsPerRequest: MLP_ROWS_PER_REQUEST,
+      inputs: churnInputs,
       buildBodies: () => {
         const { rows } = readCsvRows(churnRequests);
         const offsets = Array.from({ length: Math.ceil(rows.length / 8) }, (_, i) => i * 8);
@@ -113,13 +128,13 @@ export function defineScenarios(modelsDir: string): Record<ScenarioId, Scenario>
       // (docs/runtime.md, Shapes).
       batchingConfig: { batching: { pad: { seq: { value: 0, multipleOf: 8 } } } },
       // The ceiling runs every batch at one of the requests' lengths: perfect bucketing, no padding.
-      ceiling: {
-        batchSizes: CEILING_BATCH_SIZES,
+      inputs: {
         feedVariants: textSequenceLengths().map((length) => [
           { name: 'input_ids', dtype: 'int64', rowShape: [length], min: 1, max: TEXT_VOCABULARY_MAX_ID },
           { name: 'attention_mask', dtype: 'int64', rowShape: [length], min: 1, max: 1 },
         ]),
       },
+      ceilingBatchSizes: CEILING_BATCH_SIZES,
       buildBodies: textBodies,
     },
     'mobilenet-npy': {
@@ -130,10 +145,8 @@ export function defineScenarios(modelsDir: string): Record<ScenarioId, Scenario>
       accept: 'application/json',
       connections: 32,
       rowsPerRequest: 1,
-      ceiling: {
-        batchSizes: CEILING_BATCH_SIZES,
-        feedVariants: [[{ name: 'image', dtype: 'float32', rowShape: IMAGE_SHAPE, min: -2, max: 2 }]],
-      },
+      inputs: { feedVariants: [[{ name: 'image', dtype: 'float32', rowShape: IMAGE_SHAPE, min: -2, max: 2 }]] },
+      ceilingBatchSizes: CEILING_BATCH_SIZES,
       buildBodies: imageBodies,
     },
   };

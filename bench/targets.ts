@@ -30,6 +30,8 @@ export interface TargetContext {
   readonly options: BenchOptions;
   readonly modelDir: InferdModelDir;
   readonly threads: ServerThreads;
+  /** ONNX Runtime threads of the baselines' one session (chooseInlineThreads). */
+  readonly inlineThreads: number;
   /** Scenario-level remarks for the report. */
   readonly notes: string[];
 }
@@ -48,10 +50,10 @@ const NODE_HTTP_SERVER = join(REPO_ROOT, 'dist/bench/baselines/node-http-inline.
 const HTTP_CEILING = join(REPO_ROOT, 'dist/bench/baselines/http-ceiling.js');
 const IN_PROCESS_CEILING = join(REPO_ROOT, 'dist/bench/in-process-ceiling.js');
 
-/** inferd's documented default: one core for the HTTP thread, one thread per worker. */
+/** inferd's documented default: an instance per core, one thread each. */
 export function defaultServerThreads(options: BenchOptions): ServerThreads {
   const configured = Number(options.inferdEnv.SAGEMAKER_MODEL_SERVER_WORKERS);
-  const workers = Number.isInteger(configured) && configured > 0 ? configured : Math.max(1, availableParallelism() - 1);
+  const workers = Number.isInteger(configured) && configured > 0 ? configured : availableParallelism();
   return { workers, intraOpNumThreads: 1 };
 }
 
@@ -60,9 +62,9 @@ async function startInferd(context: TargetContext, env: Record<string, string>):
   return ChildServer.start([INFERD_MAIN, 'serve', '--model-dir', context.modelDir.path, '--port', String(port)], env, port);
 }
 
-async function startBaseline(entry: string, { scenario, threads }: TargetContext, options: BenchOptions): Promise<ChildServer> {
+async function startBaseline(entry: string, { scenario, inlineThreads }: TargetContext, options: BenchOptions): Promise<ChildServer> {
   const port = await freePort();
-  const args = ['--model', scenario.modelPath, '--port', String(port), '--threads', String(threads.intraOpNumThreads), '--provider', options.provider];
+  const args = ['--model', scenario.modelPath, '--port', String(port), '--threads', String(inlineThreads), '--provider', options.provider];
   return ChildServer.start([entry, ...args], {}, port);
 }
 
@@ -119,18 +121,77 @@ export function httpTargets(options: BenchOptions): HttpTarget[] {
 
 export const IN_PROCESS_CEILING_LABEL = 'in-process ceiling: session.run loop';
 
+/** Long enough for every process of a ceiling to load its session before the sweep starts. */
+const CEILING_START_DELAY_MS = 3000;
+
+function runCeilingProcess(request: CeilingRequest): Promise<CeilingResult> {
+  return promisify(execFile)(process.execPath, [IN_PROCESS_CEILING, JSON.stringify(request)], { cwd: REPO_ROOT, maxBuffer: 1024 * 1024 }).then(
+    ({ stdout }) => JSON.parse(stdout) as CeilingResult,
+  );
+}
+
+/**
+ * The model alone in inferd's layout: one process per instance, each with the instance's
+ * threads, all measuring each batch size in the same window; rows/s summed over them.
+ */
 export async function runInProcessCeiling(scenario: Scenario, options: BenchOptions, threads: ServerThreads): Promise<CeilingResult> {
-  if (!scenario.ceiling) throw new Error(`${scenario.id} has no in-process ceiling`);
+  const batchSizes = scenario.ceilingBatchSizes;
+  if (!batchSizes) throw new Error(`${scenario.id} has no in-process ceiling`);
   const request: CeilingRequest = {
     modelPath: scenario.modelPath,
     provider: options.provider,
-    threads: threads.workers * threads.intraOpNumThreads,
-    secondsPerBatchSize: options.durationS / scenario.ceiling.batchSizes.length,
-    spec: scenario.ceiling,
+    threads: threads.intraOpNumThreads,
+    secondsPerBatchSize: options.durationS / batchSizes.length,
+    spec: { batchSizes, feedVariants: scenario.inputs.feedVariants },
+    ...(scenario.inputs.rowsCsvPath !== undefined && { rowsCsvPath: scenario.inputs.rowsCsvPath }),
+    startAtEpochMs: Date.now() + CEILING_START_DELAY_MS,
   };
-  const { stdout } = await promisify(execFile)(process.execPath, [IN_PROCESS_CEILING, JSON.stringify(request)], {
-    cwd: REPO_ROOT,
-    maxBuffer: 1024 * 1024,
+  const results = await Promise.all(Array.from({ length: threads.workers }, () => runCeilingProcess(request)));
+  const sweep = batchSizes.map((batchSize, i) => {
+    const each = results.map((r) => r.sweep[i]!);
+    const failed = each.find((r) => r.rowsPerS === null);
+    if (failed) return failed;
+    return { batchSize, runs: each.reduce((sum, r) => sum + r.runs, 0), rowsPerS: each.reduce((sum, r) => sum + r.rowsPerS!, 0) };
   });
-  return JSON.parse(stdout) as CeilingResult;
+  const best = sweep.reduce<CeilingResult['best']>((top, r) => (r.rowsPerS !== null && r.rowsPerS > (top?.rowsPerS ?? 0) ? r : top), null);
+  return { threads: threads.intraOpNumThreads, processes: threads.workers, provider: options.provider, sweep, best };
+}
+
+export interface InlineThreadsChoice {
+  readonly threads: number;
+  /** Alternated runs per candidate. */
+  readonly rounds: number;
+  /** Rows/s of one session at the scenario's rows per request, the mean of the alternated runs, per candidate. */
+  readonly measured: readonly { readonly threads: number; readonly rowsPerS: number }[];
+}
+
+const INLINE_PROBE_ROUNDS = 2;
+const INLINE_PROBE_SECONDS = 2;
+
+/**
+ * The baselines' thread count, as an expert would pick it: of inferd's threads per instance and
+ * its threads in all, the one whose single session runs the scenario's requests faster,
+ * measured in-process, alternated. More threads are not always faster: the text classifier at
+ * batch 1 runs slower on two than on one here.
+ */
+export async function chooseInlineThreads(scenario: Scenario, options: BenchOptions, threads: ServerThreads): Promise<InlineThreadsChoice> {
+  const candidates = [...new Set([threads.intraOpNumThreads, threads.workers * threads.intraOpNumThreads])];
+  if (candidates.length === 1) return { threads: candidates[0]!, rounds: 0, measured: [] };
+  const totals = new Map(candidates.map((t) => [t, 0]));
+  for (let round = 0; round < INLINE_PROBE_ROUNDS; round++) {
+    for (const candidate of candidates) {
+      const result = await runCeilingProcess({
+        modelPath: scenario.modelPath,
+        provider: options.provider,
+        threads: candidate,
+        secondsPerBatchSize: INLINE_PROBE_SECONDS,
+        spec: { batchSizes: [scenario.rowsPerRequest], feedVariants: scenario.inputs.feedVariants },
+        ...(scenario.inputs.rowsCsvPath !== undefined && { rowsCsvPath: scenario.inputs.rowsCsvPath }),
+      });
+      totals.set(candidate, totals.get(candidate)! + (result.best?.rowsPerS ?? 0));
+    }
+  }
+  const measured = candidates.map((t) => ({ threads: t, rowsPerS: totals.get(t)! / INLINE_PROBE_ROUNDS }));
+  const fastest = measured.reduce((top, m) => (m.rowsPerS > top.rowsPerS ? m : top));
+  return { threads: fastest.threads, rounds: INLINE_PROBE_ROUNDS, measured };
 }
