@@ -54,6 +54,7 @@ async function writeRows(path: string, rows: number): Promise<number> {
   return (await stat(path)).size;
 }
 
+// inferd transform's own default on CPU: an instance per core but the one its parser keeps.
 const workers = Math.max(1, availableParallelism() - 1);
 const root = await mkdtemp(join(tmpdir(), 'inferd-bench-transform-'));
 try {

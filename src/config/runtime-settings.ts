@@ -6,11 +6,12 @@ import type { Config } from './schema.js';
 
 const MIB = 1024 * 1024;
 
-export function runtimeSettings(config: Config, overrides: { readonly invocationTimeoutS?: number } = {}): RuntimeSettings {
+export function runtimeSettings(config: Config, overrides: { readonly invocationTimeoutS?: number; readonly mainThreadCores?: number } = {}): RuntimeSettings {
   const { memoryBudgetMb } = config.model;
   return {
     defaults: {
       processes: config.server.processes,
+      mainThreadCores: overrides.mainThreadCores ?? 0,
       instances: config.model.instances,
       minInstances: config.autoscale.minInstances,
       maxInstances: config.autoscale.maxInstances,

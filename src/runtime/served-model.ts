@@ -50,6 +50,12 @@ export interface ModelStats extends BatcherStats {
 export interface ServingDefaults {
   /** Server processes sharing the cores: each runs its own instances. */
   readonly processes: number;
+  /**
+   * Cores each process keeps for its main thread when `instances` is unset: 0 for the server,
+   * whose HTTP thread gets its share from the scheduler; 1 for a batch transform job, whose
+   * main thread parses every record and is its bottleneck.
+   */
+  readonly mainThreadCores: number;
   readonly instances: number | undefined;
   readonly minInstances: number | undefined;
   readonly maxInstances: number | undefined;
@@ -192,16 +198,24 @@ export class ServedModel {
 }
 
 /**
- * Instances when nothing sets them. On CPU, every core: an idle worker costs nothing (ONNX
- * Runtime's threads do not spin), a compute-bound model uses the core an HTTP-bound one would
- * leave to its HTTP thread (on 2 cores, against one instance: the text classifier 1.59x the
- * requests/s, churn-mlp 1.09x, churn-forest 0.99x; docs/runtime.md), and the HTTP thread still
- * gets its share of the cores from the scheduler (mobilenetv2's /ping p99 25-33 ms under load).
- * On a GPU, two sessions overlap one's host work with the other's kernels.
+ * Instances when nothing sets them. On CPU, the cores that the processes' main threads do not
+ * keep. The server keeps none: an idle worker costs nothing (ONNX Runtime's threads do not
+ * spin), a compute-bound model uses the core an HTTP-bound one would leave to its HTTP thread
+ * (on 2 cores, two instances against one: the text classifier 1.59x the requests/s, churn-mlp
+ * 1.09x, churn-forest 0.99x; docs/runtime.md), and the HTTP thread still gets its share from the
+ * scheduler (mobilenetv2's /ping p99 25-33 ms under load). A transform job keeps one: its parser
+ * is the limit (1,000,000 churn rows: 0.93x the records/s and 40 MB more with a second
+ * instance). On a GPU, two sessions overlap one's host work with the other's kernels.
  */
-export function defaultInstances(layout: { executionProvider: ExecutionProviderName; cores: number; processes: number; intraOpNumThreads: number }): number {
+export function defaultInstances(layout: {
+  executionProvider: ExecutionProviderName;
+  cores: number;
+  processes: number;
+  mainThreadCores: number;
+  intraOpNumThreads: number;
+}): number {
   if (layout.executionProvider === 'cuda') return 2;
-  return Math.max(1, Math.floor(layout.cores / (layout.processes * layout.intraOpNumThreads)));
+  return Math.max(1, Math.floor((layout.cores - layout.processes * layout.mainThreadCores) / (layout.processes * layout.intraOpNumThreads)));
 }
 
 /**
@@ -212,8 +226,8 @@ function instanceRange(location: ModelLocation, defaults: ServingDefaults, log: 
   const cores = availableParallelism();
   const { config } = location;
   const threads = config.intraOpNumThreads;
-  const { processes } = defaults;
-  const fallback = defaultInstances({ executionProvider: config.executionProvider, cores, processes, intraOpNumThreads: threads });
+  const { processes, mainThreadCores } = defaults;
+  const fallback = defaultInstances({ executionProvider: config.executionProvider, cores, processes, mainThreadCores, intraOpNumThreads: threads });
   const fixed = config.instances ?? defaults.instances;
   const max = config.maxInstances ?? defaults.maxInstances;
   const ownMin = config.minInstances ?? defaults.minInstances;
