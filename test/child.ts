@@ -21,7 +21,8 @@ export interface Child {
 export async function spawnServer(argv: readonly string[], env: Record<string, string>, port?: number): Promise<Child> {
   const child = spawn(process.execPath, argv, {
     cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '', SAGEMAKER_CONTAINER_LOG_LEVEL: 'info', ...env },
+    // One instance, as startServer: the default of one per core would vary with the machine.
+    env: { PATH: process.env.PATH ?? '', SAGEMAKER_CONTAINER_LOG_LEVEL: 'info', SAGEMAKER_MODEL_SERVER_WORKERS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

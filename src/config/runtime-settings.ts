@@ -6,17 +6,24 @@ import type { Config } from './schema.js';
 
 const MIB = 1024 * 1024;
 
-export function runtimeSettings(config: Config, overrides: { readonly invocationTimeoutS?: number; readonly mainThreadCores?: number } = {}): RuntimeSettings {
+/** What a batch transform job run in this process changes: its own timeout; one process, whose main thread parses every record. */
+export interface TransformJobOverrides {
+  readonly invocationTimeoutS: number;
+}
+
+export function runtimeSettings(config: Config, transformJob?: TransformJobOverrides): RuntimeSettings {
   const { memoryBudgetMb } = config.model;
   return {
     defaults: {
-      processes: config.server.processes,
-      mainThreadCores: overrides.mainThreadCores ?? 0,
+      processes: transformJob ? 1 : config.server.processes,
+      // A batch job's main thread parses every mini-batch and is its limit (measured on
+      // `inferd transform`): it keeps a core. Under SAGEMAKER_BATCH the HTTP thread does the same work.
+      mainThreadCores: transformJob || config.batch.enabled ? 1 : 0,
       instances: config.model.instances,
       minInstances: config.autoscale.minInstances,
       maxInstances: config.autoscale.maxInstances,
       requireGpu: config.model.requireGpu,
-      invocationTimeoutMs: (overrides.invocationTimeoutS ?? config.server.invocationTimeoutS) * 1000,
+      invocationTimeoutMs: (transformJob?.invocationTimeoutS ?? config.server.invocationTimeoutS) * 1000,
       batching: config.batching,
     },
     memoryBudgetBytes: memoryBudgetMb === undefined ? undefined : Math.floor(memoryBudgetMb * MIB),

@@ -199,11 +199,11 @@ export class ServedModel {
 
 /**
  * Instances when nothing sets them. On CPU, the cores that the processes' main threads do not
- * keep. The server keeps none: an idle worker costs nothing (ONNX Runtime's threads do not
+ * keep. The server keeps none: an idle worker costs no CPU (ONNX Runtime's threads do not
  * spin), a compute-bound model uses the core an HTTP-bound one would leave to its HTTP thread
  * (on 2 cores, two instances against one: the text classifier 1.59x the requests/s, churn-mlp
- * 1.09x, churn-forest 0.99x; docs/runtime.md), and the HTTP thread still gets its share from the
- * scheduler (mobilenetv2's /ping p99 25-33 ms under load). A transform job keeps one: its parser
+ * 1.09x, churn-forest 1.01x; docs/runtime.md), and the HTTP thread still gets its share from the
+ * scheduler (mobilenetv2's /ping p99 under 36 ms under load). A batch job keeps one: its parser
  * is the limit (1,000,000 churn rows: 0.93x the records/s and 40 MB more with a second
  * instance). On a GPU, two sessions overlap one's host work with the other's kernels.
  */

@@ -136,8 +136,7 @@ async function loadJobModel(runtime: Runtime, options: TransformOptions, config:
 async function inProcessTarget(options: TransformOptions, config: Config, io: TransformIo): Promise<Target> {
   // The job's own timeout governs a mini-batch, as InvocationsTimeoutInSeconds does in SageMaker.
   const log = pino({ level: config.server.logLevel }, pino.destination(2));
-  // The job's main thread parses every record: it keeps a core (defaultInstances).
-  const runtime = new Runtime(runtimeSettings(config, { invocationTimeoutS: options.invocationTimeoutS, mainThreadCores: 1 }), log);
+  const runtime = new Runtime(runtimeSettings(config, { invocationTimeoutS: options.invocationTimeoutS }), log);
   try {
     const model = await loadJobModel(runtime, options, config);
     // What the model would announce on /execution-parameters if it were served: two mini-batches
