@@ -45,10 +45,11 @@ function csvRows(path: string): number[][] {
   return lines.filter((line) => line.trim() !== '').map((line) => line.split(',').map(Number));
 }
 
-function tensorOfRows(rows: readonly number[][], batchSize: number): ort.Tensor {
+/** `batchSize` rows of the file from `offset` on, cycled. */
+function tensorOfRows(rows: readonly number[][], batchSize: number, offset: number): ort.Tensor {
   const width = rows[0]!.length;
   const data = new Float32Array(batchSize * width);
-  for (let i = 0; i < batchSize; i++) data.set(rows[i % rows.length]!, i * width);
+  for (let i = 0; i < batchSize; i++) data.set(rows[(offset + i) % rows.length]!, i * width);
   return new ort.Tensor('float32', data, [batchSize, width]);
 }
 
@@ -61,14 +62,20 @@ export interface BatchSizeResult {
 
 export interface CeilingResult {
   readonly threads: number;
-  /** Processes that ran the sweep at once, rows/s summed over them (one when run directly). */
-  readonly processes?: number;
+  /** Processes that ran the sweep at once, rows/s summed over them: 1 when run directly. */
+  readonly processes: number;
+  /** How long after `startAtEpochMs` the sweep began (its inputs built and warmed up first); 0 without it. */
+  readonly startedLateMs: number;
   readonly provider: Provider;
   readonly sweep: readonly BatchSizeResult[];
   readonly best: BatchSizeResult | null;
 }
 
 const MIN_RUNS = 3;
+/** Distinct inputs a run cycles through when the rows come from a file. */
+const ROW_VARIANTS = 16;
+
+type Feeds = Record<string, ort.Tensor>;
 
 function tensorFor(feed: FeedSpec, batchSize: number, random: () => number): ort.Tensor {
   const dims = [batchSize, ...feed.rowShape];
@@ -79,13 +86,18 @@ function tensorFor(feed: FeedSpec, batchSize: number, random: () => number): ort
   return new ort.Tensor('float32', Float32Array.from({ length: size }, () => feed.min + random() * (feed.max - feed.min)), dims);
 }
 
-async function measure(session: ort.InferenceSession, request: CeilingRequest, batchSize: number, rows: readonly number[][] | undefined, endAtEpochMs: number): Promise<BatchSizeResult> {
+function inputsFor(request: CeilingRequest, batchSize: number, rows: readonly number[][] | undefined): Feeds[] {
+  if (rows) {
+    // Successive rows of the file, so that a model whose cost depends on its data sees many.
+    const name = request.spec.feedVariants[0]![0]!.name;
+    return Array.from({ length: ROW_VARIANTS }, (_, k) => ({ [name]: tensorOfRows(rows, batchSize, k * batchSize) }));
+  }
   const random = seededRandom(batchSize);
-  const variants = rows
-    ? [{ [request.spec.feedVariants[0]![0]!.name]: tensorOfRows(rows, batchSize) }]
-    : request.spec.feedVariants.map((feeds) => Object.fromEntries(feeds.map((feed) => [feed.name, tensorFor(feed, batchSize, random)])));
+  return request.spec.feedVariants.map((feeds) => Object.fromEntries(feeds.map((feed) => [feed.name, tensorFor(feed, batchSize, random)])));
+}
+
+async function measure(session: ort.InferenceSession, batchSize: number, variants: readonly Feeds[], endAtEpochMs: number): Promise<BatchSizeResult> {
   try {
-    await session.run(variants[0]!);
     let runs = 0;
     const started = performance.now();
     while (runs < MIN_RUNS || Date.now() < endAtEpochMs) {
@@ -108,14 +120,28 @@ const session = await ort.InferenceSession.create(request.modelPath, {
   extra: { session: { intra_op: { allow_spinning: '0' } } },
 });
 const rows = request.rowsCsvPath === undefined ? undefined : csvRows(request.rowsCsvPath);
-const sweep: BatchSizeResult[] = [];
+// Inputs built and each batch size warmed up before the sweep, so that every slot measures runs only.
+const prepared = new Map<number, { variants: Feeds[]; warmupError?: string }>();
+for (const batchSize of request.spec.batchSizes) {
+  const variants = inputsFor(request, batchSize, rows);
+  try {
+    await session.run(variants[0]!);
+    prepared.set(batchSize, { variants });
+  } catch (error) {
+    prepared.set(batchSize, { variants, warmupError: (error as Error).message });
+  }
+}
 const slotMs = request.secondsPerBatchSize * 1000;
-const startAt = request.startAtEpochMs ?? Date.now();
+const startAtMs = request.startAtEpochMs ?? Date.now();
+const startedLateMs = Math.max(0, Date.now() - startAtMs);
+const sweep: BatchSizeResult[] = [];
 for (const [slot, batchSize] of request.spec.batchSizes.entries()) {
-  const wait = startAt + slot * slotMs - Date.now();
-  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-  sweep.push(await measure(session, request, batchSize, rows, startAt + (slot + 1) * slotMs));
+  const waitMs = startAtMs + slot * slotMs - Date.now();
+  if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+  const { variants, warmupError } = prepared.get(batchSize)!;
+  sweep.push(warmupError === undefined ? await measure(session, batchSize, variants, startAtMs + (slot + 1) * slotMs) : { batchSize, runs: 0, rowsPerS: null, error: warmupError });
 }
 const best = sweep.reduce<BatchSizeResult | null>((top, r) => (r.rowsPerS !== null && r.rowsPerS > (top?.rowsPerS ?? 0) ? r : top), null);
-const result: CeilingResult = { threads: request.threads, provider: request.provider, sweep, best };
-process.stdout.write(`${JSON.stringify(result)}\n`);
+const result: CeilingResult = { threads: request.threads, processes: 1, startedLateMs, provider: request.provider, sweep, best };
+process.stdout.write(`${JSON.stringify(result)}
+`);

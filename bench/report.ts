@@ -220,8 +220,8 @@ function roundRow(result: RoundResult): string {
   const cells: (string | number)[] = [result.round, result.target];
   if (!result.ok) return row([...cells, `failed: ${result.error.replaceAll('|', '/').replaceAll('\n', ' ').slice(0, 200)}`, ...new Array<string>(14).fill(DASH)]);
   if (result.kind === 'ceiling') {
-    const { best, sweep, threads } = result.ceiling;
-    const detail = `${threads} thread${threads === 1 ? '' : 's'}; rows/s by batch size: ${sweep.map((s) => `${s.batchSize}: ${s.rowsPerS === null ? 'failed' : count(s.rowsPerS)}`).join(', ')}`;
+    const { best, sweep, threads, processes } = result.ceiling;
+    const detail = `${processes} process${processes === 1 ? '' : 'es'} × ${threads} thread${threads === 1 ? '' : 's'}; rows/s by batch size: ${sweep.map((s) => `${s.batchSize}: ${s.rowsPerS === null ? 'failed' : count(s.rowsPerS)}`).join(', ')}`;
     return row([...cells, DASH, best?.rowsPerS == null ? DASH : count(best.rowsPerS), ...new Array<string>(10).fill(DASH), cores(result.cpu.otherCores ?? NaN), DASH, detail]);
   }
   const { load, threads, check } = result;

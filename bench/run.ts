@@ -199,7 +199,7 @@ function inlineThreadsNote(scenario: Scenario, choice: InlineThreadsChoice): str
   const rows = `${scenario.rowsPerRequest} row${scenario.rowsPerRequest === 1 ? '' : 's'}`;
   if (choice.measured.length === 0) return `The baselines run ONNX Runtime with ${choice.threads} thread(s), as inferd's instances do.`;
   const figures = choice.measured.map((m) => `${m.threads} thread(s) ${Math.round(m.rowsPerS).toLocaleString('en-US')} rows/s`).join(', ');
-  return `The baselines run ONNX Runtime with ${choice.threads} thread(s): one session at ${rows} per run made ${figures} in-process (mean of ${choice.rounds} alternated runs each), and the faster is what an expert would pick.`;
+  return `The baselines run ONNX Runtime with ${choice.threads} thread(s): one session at ${rows} per run made ${figures} in-process (mean of ${choice.rounds} alternated runs each): the faster, more threads only when at least 5% faster.`;
 }
 
 async function measureInProcessCeiling(scenario: Scenario, options: BenchOptions, threads: ServerThreads, round: number): Promise<RoundResult> {
@@ -269,9 +269,14 @@ async function runScenario(scenario: Scenario, options: BenchOptions): Promise<S
     for (let round = 1; round <= options.rounds; round++) {
       for (const target of http) {
         if (inlineThreads === undefined && BASELINE_IDS.includes(target.id)) {
-          const choice = await chooseInlineThreads(scenario, options, threads);
-          inlineThreads = choice.threads;
-          notes.push(inlineThreadsNote(scenario, choice));
+          try {
+            const choice = await chooseInlineThreads(scenario, options, threads);
+            inlineThreads = choice.threads;
+            notes.push(inlineThreadsNote(scenario, choice));
+          } catch (error) {
+            inlineThreads = threads.intraOpNumThreads;
+            notes.push(`The baselines run ONNX Runtime with ${inlineThreads} thread(s), inferd's per instance: choosing failed (${(error as Error).message}).`);
+          }
         }
         const context = { scenario, options, modelDir, threads, inlineThreads: inlineThreads ?? threads.intraOpNumThreads, notes };
         const result = await measureHttpTarget(target, context, run, round);

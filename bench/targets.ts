@@ -19,7 +19,7 @@ export type HttpTargetId = 'inferd-batching' | 'inferd-capture' | 'inferd-no-bat
 /** The two baselines: the same server written twice, to check each other. */
 export const BASELINE_IDS: readonly HttpTargetId[] = ['inline-baseline', 'node-http-baseline'];
 
-/** How inferd spreads inference over threads; the baseline and the ceiling get the same. */
+/** How inferd spreads inference over threads: the ceiling runs in the same layout, the baselines choose from it. */
 export interface ServerThreads {
   readonly workers: number;
   readonly intraOpNumThreads: number;
@@ -121,18 +121,20 @@ export function httpTargets(options: BenchOptions): HttpTarget[] {
 
 export const IN_PROCESS_CEILING_LABEL = 'in-process ceiling: session.run loop';
 
-/** Long enough for every process of a ceiling to load its session before the sweep starts. */
-const CEILING_START_DELAY_MS = 3000;
+/** Long enough for every process of a ceiling to load its session, build its inputs and warm up. */
+const CEILING_START_DELAY_MS = 5000;
 
-function runCeilingProcess(request: CeilingRequest): Promise<CeilingResult> {
-  return promisify(execFile)(process.execPath, [IN_PROCESS_CEILING, JSON.stringify(request)], { cwd: REPO_ROOT, maxBuffer: 1024 * 1024 }).then(
+function runCeilingProcess(request: CeilingRequest, signal?: AbortSignal): Promise<CeilingResult> {
+  return promisify(execFile)(process.execPath, [IN_PROCESS_CEILING, JSON.stringify(request)], { cwd: REPO_ROOT, maxBuffer: 1024 * 1024, ...(signal && { signal }) }).then(
     ({ stdout }) => JSON.parse(stdout) as CeilingResult,
   );
 }
 
 /**
  * The model alone in inferd's layout: one process per instance, each with the instance's
- * threads, all measuring each batch size in the same window; rows/s summed over them.
+ * threads, all measuring each batch size in the same wall-clock slot; rows/s summed over them.
+ * (One server process; on CUDA, separate processes time-slice the device where inferd's
+ * sessions share one context.)
  */
 export async function runInProcessCeiling(scenario: Scenario, options: BenchOptions, threads: ServerThreads): Promise<CeilingResult> {
   const batchSizes = scenario.ceilingBatchSizes;
@@ -146,15 +148,26 @@ export async function runInProcessCeiling(scenario: Scenario, options: BenchOpti
     ...(scenario.inputs.rowsCsvPath !== undefined && { rowsCsvPath: scenario.inputs.rowsCsvPath }),
     startAtEpochMs: Date.now() + CEILING_START_DELAY_MS,
   };
-  const results = await Promise.all(Array.from({ length: threads.workers }, () => runCeilingProcess(request)));
+  // One that fails stops the others: they would otherwise run on into the next target's window.
+  const abort = new AbortController();
+  const settled = await Promise.allSettled(
+    Array.from({ length: threads.workers }, () => runCeilingProcess(request, abort.signal).catch((error: unknown) => (abort.abort(), Promise.reject(error)))),
+  );
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  const results = settled.map((s) => (s as PromiseFulfilledResult<CeilingResult>).value);
+  const startedLateMs = Math.max(...results.map((r) => r.startedLateMs));
+  if (startedLateMs > (request.secondsPerBatchSize * 1000) / 10) {
+    throw new Error(`a ceiling process started its sweep ${Math.round(startedLateMs)} ms late: the processes did not measure together`);
+  }
   const sweep = batchSizes.map((batchSize, i) => {
     const each = results.map((r) => r.sweep[i]!);
-    const failed = each.find((r) => r.rowsPerS === null);
-    if (failed) return failed;
+    const failedSize = each.find((r) => r.rowsPerS === null);
+    if (failedSize) return failedSize;
     return { batchSize, runs: each.reduce((sum, r) => sum + r.runs, 0), rowsPerS: each.reduce((sum, r) => sum + r.rowsPerS!, 0) };
   });
   const best = sweep.reduce<CeilingResult['best']>((top, r) => (r.rowsPerS !== null && r.rowsPerS > (top?.rowsPerS ?? 0) ? r : top), null);
-  return { threads: threads.intraOpNumThreads, processes: threads.workers, provider: options.provider, sweep, best };
+  return { threads: threads.intraOpNumThreads, processes: threads.workers, startedLateMs, provider: options.provider, sweep, best };
 }
 
 export interface InlineThreadsChoice {
@@ -166,7 +179,9 @@ export interface InlineThreadsChoice {
 }
 
 const INLINE_PROBE_ROUNDS = 2;
-const INLINE_PROBE_SECONDS = 2;
+const INLINE_PROBE_S = 2;
+/** More threads only when this much faster: within the noise the fewer keep runs comparable. */
+const INLINE_MORE_THREADS_MIN_GAIN = 1.05;
 
 /**
  * The baselines' thread count, as an expert would pick it: of inferd's threads per instance and
@@ -175,23 +190,25 @@ const INLINE_PROBE_SECONDS = 2;
  * batch 1 runs slower on two than on one here.
  */
 export async function chooseInlineThreads(scenario: Scenario, options: BenchOptions, threads: ServerThreads): Promise<InlineThreadsChoice> {
-  const candidates = [...new Set([threads.intraOpNumThreads, threads.workers * threads.intraOpNumThreads])];
-  if (candidates.length === 1) return { threads: candidates[0]!, rounds: 0, measured: [] };
-  const totals = new Map(candidates.map((t) => [t, 0]));
+  const [fewer, more] = [threads.intraOpNumThreads, threads.workers * threads.intraOpNumThreads];
+  if (fewer === more) return { threads: fewer, rounds: 0, measured: [] };
+  const totals = new Map([[fewer, 0], [more, 0]]);
   for (let round = 0; round < INLINE_PROBE_ROUNDS; round++) {
-    for (const candidate of candidates) {
+    for (const candidate of [fewer, more]) {
       const result = await runCeilingProcess({
         modelPath: scenario.modelPath,
         provider: options.provider,
         threads: candidate,
-        secondsPerBatchSize: INLINE_PROBE_SECONDS,
+        secondsPerBatchSize: INLINE_PROBE_S,
         spec: { batchSizes: [scenario.rowsPerRequest], feedVariants: scenario.inputs.feedVariants },
         ...(scenario.inputs.rowsCsvPath !== undefined && { rowsCsvPath: scenario.inputs.rowsCsvPath }),
       });
-      totals.set(candidate, totals.get(candidate)! + (result.best?.rowsPerS ?? 0));
+      const rowsPerS = result.best?.rowsPerS;
+      if (rowsPerS === undefined || rowsPerS === null) throw new Error(`${candidate} thread(s): ${result.sweep[0]?.error ?? 'no result'}`);
+      totals.set(candidate, totals.get(candidate)! + rowsPerS);
     }
   }
-  const measured = candidates.map((t) => ({ threads: t, rowsPerS: totals.get(t)! / INLINE_PROBE_ROUNDS }));
-  const fastest = measured.reduce((top, m) => (m.rowsPerS > top.rowsPerS ? m : top));
-  return { threads: fastest.threads, rounds: INLINE_PROBE_ROUNDS, measured };
+  const measured = [fewer, more].map((t) => ({ threads: t, rowsPerS: totals.get(t)! / INLINE_PROBE_ROUNDS }));
+  const chosen = measured[1]!.rowsPerS >= measured[0]!.rowsPerS * INLINE_MORE_THREADS_MIN_GAIN ? more : fewer;
+  return { threads: chosen, rounds: INLINE_PROBE_ROUNDS, measured };
 }

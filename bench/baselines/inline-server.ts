@@ -18,6 +18,9 @@ const session = await ort.InferenceSession.create(flags.model, {
   intraOpNumThreads: Number(flags.threads ?? 1),
   interOpNumThreads: 1,
   graphOptimizationLevel: 'all',
+  // inferd's session options: with more than one thread, spinning ones would take the core the
+  // HTTP work needs.
+  extra: { session: { intra_op: { allow_spinning: '0' } } },
 });
 const reader = new FeedReader(session);
 const outputNames = session.outputNames;

@@ -22,6 +22,9 @@ const session = await ort.InferenceSession.create(args.model, {
   intraOpNumThreads: Number(args.threads ?? 1),
   interOpNumThreads: 1,
   graphOptimizationLevel: 'all',
+  // inferd's session options: with more than one thread, spinning ones would take the core the
+  // HTTP work needs.
+  extra: { session: { intra_op: { allow_spinning: '0' } } },
 });
 const firstInput = session.inputNames[0]!;
 const int64Inputs = new Set(session.inputMetadata.filter((m) => m.isTensor && m.type === 'int64').map((m) => m.name));
