@@ -44,6 +44,8 @@ async function measure(dir: string, env: Record<string, string>): Promise<Measur
   const port = await freePort();
   const server = await ChildServer.start(
     [resolve(dir, 'dist/src/main.js'), 'serve', '--model-dir', modelDir.path, '--port', String(port)],
+    // One instance unless COMPARE_ENV_A/B say otherwise: builds from before and after a change of
+    // the default layout then compare the same layout.
     { SAGEMAKER_CONTAINER_LOG_LEVEL: 'warn', INFERD_HOST: '127.0.0.1', SAGEMAKER_MODEL_SERVER_WORKERS: '1', ...env },
     port,
   );
