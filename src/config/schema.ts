@@ -121,7 +121,7 @@ export const ConfigSchema = z
           .max(256)
           .optional()
           .describe(
-            'Model instances: worker threads with one ONNX Runtime session each. Unset: cores / (processes × intraOpNumThreads) on CPU (at least 1; an in-process transform job keeps a core for its parser), 2 on CUDA. `inferd.json` overrides.',
+            'Model instances: worker threads with one ONNX Runtime session each. Unset: cores / (processes × intraOpNumThreads) on CPU (at least 1; a batch job, in-process transform or `SAGEMAKER_BATCH`, keeps a core for its parser), 2 on CUDA. `inferd.json` overrides.',
           ),
         requireGpu: booleanFlag.default(false).describe('Fail startup instead of falling back to CPU when the CUDA provider cannot load.'),
         multiModel: booleanFlag

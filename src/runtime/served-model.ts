@@ -52,8 +52,9 @@ export interface ServingDefaults {
   readonly processes: number;
   /**
    * Cores each process keeps for its main thread when `instances` is unset: 0 for the server,
-   * whose HTTP thread gets its share from the scheduler; 1 for a batch transform job, whose
-   * main thread parses every record and is its bottleneck.
+   * whose HTTP thread gets its share from the scheduler; 1 for a batch job (in-process
+   * transform, or the server under SAGEMAKER_BATCH), whose main thread parses every record and
+   * is its bottleneck.
    */
   readonly mainThreadCores: number;
   readonly instances: number | undefined;
