@@ -22,6 +22,7 @@ import { readCsvRows, seededRandom } from './payloads.js';
 import { saveResults } from './report.js';
 import { spread } from './stats.js';
 import type { TransformSummary } from '../src/modes/transform/job.js';
+import { defaultInstances } from '../src/runtime/served-model.js';
 
 const rowsWanted = Number(process.env.BENCH_TRANSFORM_ROWS ?? 1_000_000);
 const options = readOptions(process.env);
@@ -54,8 +55,8 @@ async function writeRows(path: string, rows: number): Promise<number> {
   return (await stat(path)).size;
 }
 
-// inferd transform's own default on CPU: an instance per core but the one its parser keeps.
-const workers = Math.max(1, availableParallelism() - 1);
+// inferd transform's own default on CPU, stated so that the ceiling gets the same threads.
+const workers = defaultInstances({ executionProvider: 'cpu', cores: availableParallelism(), processes: 1, mainThreadCores: 1, intraOpNumThreads: 1 });
 const root = await mkdtemp(join(tmpdir(), 'inferd-bench-transform-'));
 try {
   const input = join(root, 'in');
