@@ -13,10 +13,10 @@ import { BACKENDS } from './backends.js';
 import type { BackendName, ExecutionProviderName } from './worker-protocol.js';
 
 /**
- * Batches out per instance: one running and one waiting in the pool's queue for the first free
- * instance, so a worker starts its next batch without waiting for the batcher to assemble one
- * (measured on 2 cores: +36% requests/s for 64-row MLP requests at 16 connections). The waiting
- * batch is dispatched: past its deadline it is answered 504 and its result discarded.
+ * Batches out per instance: one running and one waiting inside a worker (worker-pool.ts), so a
+ * worker starts its next batch without waiting for the batcher to assemble one (measured on 2
+ * cores: +36% requests/s for 64-row MLP requests at 16 connections). The waiting batch is
+ * dispatched: past its deadline it is answered 504 and its result discarded.
  */
 const BATCHES_PER_INSTANCE = 2;
 

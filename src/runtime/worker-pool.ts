@@ -8,6 +8,7 @@
 import { Piscina } from 'piscina';
 import type { ModelSignature, NamedTensors } from '../codecs/tensor.js';
 import { InferdError } from '../errors.js';
+import { inputBytes } from './batch-merge.js';
 import {
   isWorkerStartMessage,
   type ExecutionProviderName,
@@ -27,9 +28,18 @@ export interface StartedPool {
   readonly warnings: readonly string[];
 }
 
+/**
+ * Tasks handed to one worker at once: one running, the next waiting in the worker's own message
+ * port. When a run ends the worker takes the next task itself, without waiting for the HTTP
+ * thread, which may be busy parsing requests, to notice the result and post more work.
+ */
+const TASKS_PER_WORKER = 2;
+
 class Instance {
-  /** A task is running (or handed over): each instance takes one at a time from the pool's queue. */
-  busy = false;
+  /** Tasks handed to the worker and not yet answered: running, or waiting in its port. */
+  tasks = 0;
+  /** Input bytes of those tasks: how much work the instance holds, to place a waiting task. */
+  heldBytes = 0;
   busySinceMs: number | undefined;
   #waiters: Array<() => void> = [];
   /** Resolves once the current worker thread has started (or failed to): only then may it be closed. */
@@ -57,7 +67,7 @@ class Instance {
 
   /** Resolves once the instance runs nothing. */
   idle(): Promise<void> {
-    return this.busy ? new Promise((resolve) => this.#waiters.push(resolve)) : Promise.resolve();
+    return this.tasks > 0 ? new Promise((resolve) => this.#waiters.push(resolve)) : Promise.resolve();
   }
 
   settled(): void {
@@ -89,7 +99,8 @@ function startInstance(workerFile: string, worker: WorkerOptions, onWorkerError:
     maxThreads: 1,
     // The worker holds a loaded model: never let it idle out and reload.
     idleTimeout: Number.POSITIVE_INFINITY,
-    concurrentTasksPerWorker: 1,
+    // A task's run() blocks the worker thread, so its tasks still run one after the other.
+    concurrentTasksPerWorker: TASKS_PER_WORKER,
   });
   return new Promise((resolve, reject) => {
     const done = () => {
@@ -130,8 +141,8 @@ export class WorkerPool {
   #leaving = new Set<Instance>();
   #starting = new Set<Promise<{ instance: Instance; ready: ReadyMessage }>>();
   /**
-   * Tasks waiting for a free instance, in order. One queue for the pool, so that a task goes to
-   * whichever instance frees first, never behind a long task while another instance is idle.
+   * Tasks waiting, in order, once every worker holds TASKS_PER_WORKER: one queue for the pool, so
+   * that such a task goes to whichever worker frees first.
    */
   #queue: QueuedTask[] = [];
   #closing: Promise<void> | undefined;
@@ -181,7 +192,7 @@ export class WorkerPool {
   /** Instances running a task, leaving ones included. */
   get busy(): number {
     let busy = 0;
-    for (const instance of [...this.#ready, ...this.#leaving]) if (instance.busy) busy += 1;
+    for (const instance of [...this.#ready, ...this.#leaving]) if (instance.tasks > 0) busy += 1;
     return busy;
   }
 
@@ -229,7 +240,7 @@ export class WorkerPool {
    */
   async shrink(): Promise<boolean> {
     if (this.#ready.length <= 1 || this.#closing) return false;
-    const leaving = this.#ready.findLast((instance) => !instance.busy) ?? this.#ready.at(-1)!;
+    const leaving = this.#ready.findLast((instance) => instance.tasks === 0) ?? this.#ready.at(-1)!;
     this.#ready = this.#ready.filter((instance) => instance !== leaving);
     this.#leaving.add(leaving);
     this.#onResize?.(this.#ready.length);
@@ -244,7 +255,12 @@ export class WorkerPool {
     this.#dispatch();
   }
 
-  /** Runs on the first instance to be free; the oldest among idle ones, so light load stays on warm instances. */
+  /**
+   * Runs on an idle instance, the oldest, so light load stays on warm instances. With none idle,
+   * it waits inside the busy worker that holds the fewest input bytes, so that it does not queue
+   * behind a long batch while a short one finishes elsewhere; beyond one waiting task per worker,
+   * in the pool's queue for whichever worker frees first.
+   */
   run(task: InferenceTask): Promise<InferenceOutcome> {
     if (this.#ready.length === 0) return Promise.resolve({ ok: false, code: 'INFERD_ERR_SHUTTING_DOWN', message: 'no model instance is running' });
     return new Promise((resolve) => {
@@ -255,27 +271,43 @@ export class WorkerPool {
 
   #dispatch(): void {
     while (this.#queue.length > 0) {
-      const instance = this.#ready.find((candidate) => !candidate.busy);
+      const instance = this.#leastLoaded();
       if (!instance) return;
       void this.#runOn(instance, this.#queue.shift()!);
     }
   }
 
+  /** The oldest of the instances with the fewest tasks, then the fewest bytes, if any can take one more. */
+  #leastLoaded(): Instance | undefined {
+    let best: Instance | undefined;
+    for (const candidate of this.#ready) {
+      if (candidate.tasks >= TASKS_PER_WORKER) continue;
+      if (!best || candidate.tasks < best.tasks || (candidate.tasks === best.tasks && candidate.heldBytes < best.heldBytes)) best = candidate;
+    }
+    return best;
+  }
+
   async #runOn(instance: Instance, { task, resolve }: QueuedTask): Promise<void> {
     const transferList = 'inputs' in task ? wholeBuffers(task.inputs) : [];
-    instance.busy = true;
-    instance.busySinceMs = performance.now();
+    // Counted before the transfer empties the moved buffers.
+    const bytes = 'inputs' in task ? inputBytes(task.inputs) : task.members.reduce((sum, member) => sum + inputBytes(member), 0);
+    if (instance.tasks === 0) instance.busySinceMs = performance.now();
+    instance.tasks += 1;
+    instance.heldBytes += bytes;
     let outcome: InferenceOutcome;
     try {
       outcome = (await instance.piscina.run(task, { transferList })) as InferenceOutcome;
     } catch (error) {
       outcome = { ok: false, code: 'INFERD_ERR_INFERENCE_FAILED', message: `worker failed: ${(error as Error).message}` };
     }
-    instance.busy = false;
-    this.#busyMsDone += performance.now() - instance.busySinceMs;
-    instance.busySinceMs = undefined;
-    instance.settled();
-    // The next task first, so the worker is busy again before this result is handled.
+    instance.tasks -= 1;
+    instance.heldBytes -= bytes;
+    if (instance.tasks === 0) {
+      this.#busyMsDone += performance.now() - instance.busySinceMs!;
+      instance.busySinceMs = undefined;
+      instance.settled();
+    }
+    // The next task first, so the worker has its next one waiting before this result is handled.
     this.#dispatch();
     resolve(outcome);
   }

@@ -1,7 +1,6 @@
 /**
- * The worker pool: a task never waits behind a long one while an instance is free (with a
- * stand-in worker whose tasks end when the test opens their gates, so the order does not depend
- * on the machine's speed); with real ONNX Runtime workers on the slow model, a shrink lets the
+ * The worker pool: where a task waits when every instance is busy (with a stand-in worker whose
+ * tasks end when the test opens their gates, so the order does not depend on the machine's speed); with real ONNX Runtime workers on the slow model, a shrink lets the
  * leaving worker finish its task, a grown one takes work once warmed up, and closing while a
  * worker still loads waits for it (terminating it mid warm-up would abort the process).
  */
@@ -29,13 +28,18 @@ const WORKER: WorkerOptions = {
 const rows = (count: number): InferenceTask => ({ inputs: { x: { dtype: 'float32', dims: [count, 256], data: new Float32Array(count * 256).fill(0.5) } } });
 
 const GATE_WORKER = fileURLToPath(new URL('./gate-worker.js', import.meta.url));
-/** The gate worker's gates, shared with its threads: task `gated(i)` runs until `open(i)`. */
+/** The gate worker's gates, shared with its threads: task `gated(i)` runs until `open(i)`; 0 never waits. */
 const gates = new Int32Array(new SharedArrayBuffer(16 * Int32Array.BYTES_PER_ELEMENT));
 const open = (gate: number) => {
   Atomics.store(gates, gate, 1);
   Atomics.notify(gates, gate);
 };
-const gated = (gate: number): InferenceTask => ({ inputs: { x: { dtype: 'float32', dims: [1], data: Float32Array.of(gate) } } });
+/** A gated task of `size` floats (the gate first): its bytes are what the pool weighs. */
+const gated = (gate: number, size = 1): InferenceTask => {
+  const data = new Float32Array(size);
+  data[0] = gate;
+  return { inputs: { x: { dtype: 'float32', dims: [size], data } } };
+};
 function threadOf(outcome: InferenceOutcome): number {
   assert.ok(outcome.ok, outcome.ok ? '' : outcome.message);
   return outcome.outputs.thread!.data[0] as number;
@@ -58,21 +62,40 @@ after(async () => {
 });
 
 describe('WorkerPool', () => {
-  it('sends each task to the first free instance: none waits behind a long one while another is free', { timeout: 20_000 }, async () => {
+  it('hands a task to an idle instance first; with none idle, to the worker holding the fewest bytes, never behind a long batch', { timeout: 20_000 }, async () => {
     const pool = await startPool(2, GATE_WORKER);
-    const long = pool.run(gated(0));
-    const shorts = [1, 2, 3].map((gate) => pool.run(gated(gate)));
-    // Handed over as submitted: tasks 0 and 1 run, 2 and 3 wait in the pool's one queue.
+    const long = pool.run(gated(1, 4096));
+    const short = pool.run(gated(2));
+    // Both instances run one task each: the next waits inside the worker of the short one.
     assert.equal(pool.busy, 2);
-    const threads: number[] = [];
-    for (const [i, short] of shorts.entries()) {
-      open(i + 1);
-      threads.push(threadOf(await short));
-    }
-    // Task 0 holds its instance throughout: the short ones all ran on the other.
-    assert.equal(new Set(threads).size, 1);
-    open(0);
-    assert.notEqual(threadOf(await long), threads[0]);
+    const next = pool.run(gated(3));
+    open(2);
+    const shortThread = threadOf(await short);
+    open(3);
+    assert.equal(threadOf(await next), shortThread);
+    open(1);
+    assert.notEqual(threadOf(await long), shortThread);
+  });
+
+  it('holds one waiting task per worker; the rest wait in the pool for whichever worker frees first', { timeout: 20_000 }, async () => {
+    const pool = await startPool(2, GATE_WORKER);
+    // Equal sizes: the oldest instance takes the first and third, the other the second and fourth.
+    const first = pool.run(gated(4));
+    const second = pool.run(gated(5));
+    const third = pool.run(gated(6));
+    const fourth = pool.run(gated(7));
+    const fifth = pool.run(gated(8));
+    open(5);
+    open(7);
+    const freed = threadOf(await second);
+    assert.equal(threadOf(await fourth), freed);
+    open(8);
+    assert.equal(threadOf(await fifth), freed, 'the fifth went to the instance that freed first');
+    open(4);
+    open(6);
+    const held = threadOf(await first);
+    assert.notEqual(held, freed);
+    assert.equal(threadOf(await third), held);
   });
 
   it('shrinks by letting the leaving instance finish its task, then closing it', async () => {
