@@ -28,12 +28,8 @@ export interface StartedPool {
   readonly warnings: readonly string[];
 }
 
-/**
- * Tasks handed to one worker at once: one running, the next waiting in the worker's own message
- * port. When a run ends the worker takes the next task itself, without waiting for the HTTP
- * thread, which may be busy parsing requests, to notice the result and post more work.
- */
-const TASKS_PER_WORKER = 2;
+/** The most tasks a worker holds at once (`setTasksPerWorker`): one running, one waiting. */
+const MAX_TASKS_PER_WORKER = 2;
 
 class Instance {
   /** Tasks handed to the worker and not yet answered: running, or waiting in its port. */
@@ -99,8 +95,9 @@ function startInstance(workerFile: string, worker: WorkerOptions, onWorkerError:
     maxThreads: 1,
     // The worker holds a loaded model: never let it idle out and reload.
     idleTimeout: Number.POSITIVE_INFINITY,
-    // A task's run() blocks the worker thread, so its tasks still run one after the other.
-    concurrentTasksPerWorker: TASKS_PER_WORKER,
+    // The pool decides how many a worker holds (setTasksPerWorker); the worker entry runs them
+    // one after the other.
+    concurrentTasksPerWorker: MAX_TASKS_PER_WORKER,
   });
   return new Promise((resolve, reject) => {
     const done = () => {
@@ -141,10 +138,11 @@ export class WorkerPool {
   #leaving = new Set<Instance>();
   #starting = new Set<Promise<{ instance: Instance; ready: ReadyMessage }>>();
   /**
-   * Tasks waiting, in order, once every worker holds TASKS_PER_WORKER: one queue for the pool, so
-   * that such a task goes to whichever worker frees first.
+   * Tasks waiting, in order, once every worker holds all it may: one queue for the pool, so that
+   * such a task goes to whichever worker frees first.
    */
   #queue: QueuedTask[] = [];
+  #tasksPerWorker: 1 | 2 = 1;
   #closing: Promise<void> | undefined;
   /** Worker-milliseconds of busy time of every instance that has since gone idle. */
   #busyMsDone = 0;
@@ -249,6 +247,18 @@ export class WorkerPool {
     return true;
   }
 
+  /**
+   * How many tasks a worker holds at once. With 1 a task waits in the pool's queue and goes to
+   * whichever worker frees first, never behind a long task while another is idle. With 2 a busy
+   * worker also holds the next one in its own message port and starts it the moment a run ends,
+   * without waiting for the HTTP thread, which may be busy parsing requests, to see the answer
+   * and post more work.
+   */
+  setTasksPerWorker(count: 1 | 2): void {
+    this.#tasksPerWorker = count;
+    this.#dispatch();
+  }
+
   #adopt(instance: Instance): void {
     this.#ready.push(instance);
     this.#onResize?.(this.#ready.length);
@@ -256,9 +266,9 @@ export class WorkerPool {
   }
 
   /**
-   * Runs on an idle instance, the oldest, so light load stays on warm instances. With none idle,
-   * it waits inside the busy worker that holds the fewest input bytes, so that it does not queue
-   * behind a long batch while a short one finishes elsewhere; beyond one waiting task per worker,
+   * Runs on an idle instance, the oldest, so light load stays on warm instances. With none idle
+   * and two tasks per worker, it waits inside the busy worker that holds the fewest input bytes,
+   * so that it does not queue behind a long task while a short one finishes elsewhere; otherwise
    * in the pool's queue for whichever worker frees first.
    */
   run(task: InferenceTask): Promise<InferenceOutcome> {
@@ -281,7 +291,7 @@ export class WorkerPool {
   #leastLoaded(): Instance | undefined {
     let best: Instance | undefined;
     for (const candidate of this.#ready) {
-      if (candidate.tasks >= TASKS_PER_WORKER) continue;
+      if (candidate.tasks >= this.#tasksPerWorker) continue;
       if (!best || candidate.tasks < best.tasks || (candidate.tasks === best.tasks && candidate.heldBytes < best.heldBytes)) best = candidate;
     }
     return best;

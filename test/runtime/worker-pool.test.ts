@@ -1,6 +1,7 @@
 /**
- * The worker pool: where a task waits when every instance is busy (with a stand-in worker whose
- * tasks end when the test opens their gates, so the order does not depend on the machine's speed); with real ONNX Runtime workers on the slow model, a shrink lets the
+ * The worker pool: where a task waits when every instance is busy, in the pool's queue or inside a
+ * worker (with a stand-in worker whose tasks end when the test opens their gates, so the order
+ * does not depend on the machine's speed); with real ONNX Runtime workers on the slow model, a shrink lets the
  * leaving worker finish its task, a grown one takes work once warmed up, and closing while a
  * worker still loads waits for it (terminating it mid warm-up would abort the process).
  */
@@ -62,8 +63,26 @@ after(async () => {
 });
 
 describe('WorkerPool', () => {
-  it('hands a task to an idle instance first; with none idle, to the worker holding the fewest bytes, never behind a long batch', { timeout: 20_000 }, async () => {
+  it('by default sends each task to the first free instance: none waits behind a long one while another is free', { timeout: 20_000 }, async () => {
     const pool = await startPool(2, GATE_WORKER);
+    const long = pool.run(gated(9));
+    const shorts = [10, 11, 12].map((gate) => pool.run(gated(gate)));
+    // Tasks 9 and 10 run, 11 and 12 wait in the pool's one queue.
+    assert.equal(pool.busy, 2);
+    const threads: number[] = [];
+    for (const [i, short] of shorts.entries()) {
+      open(10 + i);
+      threads.push(threadOf(await short));
+    }
+    // Task 9 holds its instance throughout: the short ones all ran on the other.
+    assert.equal(new Set(threads).size, 1);
+    open(9);
+    assert.notEqual(threadOf(await long), threads[0]);
+  });
+
+  it('with two tasks per worker, hands a task to an idle instance first, then to the busy worker holding the fewest bytes', { timeout: 20_000 }, async () => {
+    const pool = await startPool(2, GATE_WORKER);
+    pool.setTasksPerWorker(2);
     const long = pool.run(gated(1, 4096));
     const short = pool.run(gated(2));
     // Both instances run one task each: the next waits inside the worker of the short one.
@@ -77,8 +96,9 @@ describe('WorkerPool', () => {
     assert.notEqual(threadOf(await long), shortThread);
   });
 
-  it('holds one waiting task per worker; the rest wait in the pool for whichever worker frees first', { timeout: 20_000 }, async () => {
+  it('with two tasks per worker, holds one waiting task in each; the rest wait in the pool for whichever worker frees first', { timeout: 20_000 }, async () => {
     const pool = await startPool(2, GATE_WORKER);
+    pool.setTasksPerWorker(2);
     // Equal sizes: the oldest instance takes the first and third, the other the second and fourth.
     const first = pool.run(gated(4));
     const second = pool.run(gated(5));
