@@ -125,9 +125,9 @@ export class ServedModel {
     }
     const batching = batchingOptions(location, defaults, started.signature);
     // Unmerged, every request is a task of its own and pays the wait for the HTTP thread between
-    // two runs: holding the next one in the worker gained 1.10-1.14x requests/s on the text
-    // classifier and 1.30x on churn with batching off. With merging, alternated runs on churn
-    // ranged from 0.92x to 1.07x, so merged batches wait on the HTTP thread as before.
+    // two runs: holding the next one in the worker gained 1.10-1.19x requests/s on the text
+    // classifier and 1.30-1.41x on churn with batching off. With merging, alternated runs on
+    // churn ranged from 0.92x to 1.07x, so merged batches wait on the HTTP thread as before.
     started.pool.setTasksPerWorker(batching.maxBatchSize === 1 ? 2 : 1);
     const observers = new Set<ModelObserver>();
     const batcher = new Batcher({

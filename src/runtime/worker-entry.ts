@@ -54,7 +54,7 @@ export async function serveModel(load: () => Promise<WorkerModel>): Promise<(tas
   }
   const ready: WorkerStartMessage = { type: 'inferd:ready', signature: model.signature, provider: model.provider, engine: model.engine, warnings: model.warnings };
   parentPort!.postMessage(ready);
-  // The pool hands a worker its next task while one runs, and Piscina may start both at once. Each
+  // The pool may hand a worker its next task while one runs, and Piscina may start both at once. Each
   // starts only once the one before it has ended and its answer is posted: a run that blocks the
   // thread (TF.js's execute()) would otherwise hold that answer back, and executeAsync() runs of
   // one graph would overlap.
