@@ -25,19 +25,21 @@ interface MetricJson {
 interface SeriesOptions<L extends string> {
   readonly name: string;
   readonly help: string;
-  readonly labelNames: readonly L[];
+  readonly labelNames: readonly [L] | readonly [L, L];
   readonly registry: Registry;
 }
 
-/** One or two label values, in `labelNames` order, as one Map key. */
-const keyOf = (values: readonly string[]) => (values.length === 1 ? values[0]! : values.join('\u0000'));
-
+/**
+ * Series by their first label value, then (with two label names) their second: looking one up
+ * builds no key string, which at one observation per request per series showed in the HTTP
+ * thread's profile (a join and its hash each time).
+ */
 abstract class Series<L extends string, S extends { readonly labels: Record<L, string> }> {
   readonly name: string;
   readonly help: string;
   readonly aggregator = 'sum' as const;
-  protected readonly labelNames: readonly L[];
-  protected readonly series = new Map<string, S>();
+  protected readonly labelNames: readonly [L] | readonly [L, L];
+  readonly #byFirst = new Map<string, S | Map<string, S>>();
 
   constructor({ name, help, labelNames, registry }: SeriesOptions<L>) {
     this.name = name;
@@ -46,24 +48,49 @@ abstract class Series<L extends string, S extends { readonly labels: Record<L, s
     registry.registerMetric(this as never);
   }
 
-  protected seriesOf(values: readonly string[], create: (labels: Record<L, string>) => S): S {
-    const key = keyOf(values);
-    let series = this.series.get(key);
+  /** The series of these label values, in `labelNames` order (`second` only with two names). */
+  protected seriesOf(first: string, second: string | undefined, create: (labels: Record<L, string>) => S): S {
+    const [firstName, secondName] = this.labelNames;
+    if (secondName === undefined) {
+      let series = this.#byFirst.get(first) as S | undefined;
+      if (series === undefined) {
+        series = create({ [firstName]: first } as Record<L, string>);
+        this.#byFirst.set(first, series);
+      }
+      return series;
+    }
+    let bySecond = this.#byFirst.get(first) as Map<string, S> | undefined;
+    if (bySecond === undefined) {
+      bySecond = new Map();
+      this.#byFirst.set(first, bySecond);
+    }
+    const value = second ?? '';
+    let series = bySecond.get(value);
     if (series === undefined) {
-      const labels = Object.fromEntries(this.labelNames.map((name, i) => [name, values[i]!])) as Record<L, string>;
-      series = create(labels);
-      this.series.set(key, series);
+      series = create({ [firstName]: first, [secondName]: value } as Record<L, string>);
+      bySecond.set(value, series);
     }
     return series;
   }
 
+  protected *allSeries(): Generator<S> {
+    for (const entry of this.#byFirst.values()) {
+      if (entry instanceof Map) yield* entry.values();
+      else yield entry;
+    }
+  }
+
   /** Drops every series whose `label` is `value` (an unloaded model's). */
   removeWhere(label: L, value: string): void {
-    for (const [key, series] of this.series) if (series.labels[label] === value) this.series.delete(key);
+    if (label === this.labelNames[0]) {
+      this.#byFirst.delete(value);
+      return;
+    }
+    for (const entry of this.#byFirst.values()) if (entry instanceof Map) entry.delete(value);
   }
 
   reset(): void {
-    this.series.clear();
+    this.#byFirst.clear();
   }
 
   /** Part of prom-client's metric interface, which the registry calls; nothing to reset per label here. */
@@ -74,12 +101,12 @@ export class FastCounter<L extends string> extends Series<L, { readonly labels: 
   readonly type = 'counter' as const;
 
   /** Adds `by` to the series of these label values, in `labelNames` order. */
-  inc(by: number, ...values: string[]): void {
-    this.seriesOf(values, (labels) => ({ labels, value: 0 })).value += by;
+  inc(by: number, first: string, second?: string): void {
+    this.seriesOf(first, second, (labels) => ({ labels, value: 0 })).value += by;
   }
 
   async get(): Promise<MetricJson> {
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [...this.series.values()].map(({ labels, value }) => ({ labels, value })) };
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [...this.allSeries()].map(({ labels, value }) => ({ labels, value })) };
   }
 }
 
@@ -100,8 +127,8 @@ export class FastHistogram<L extends string> extends Series<L, HistogramSeries<L
     this.#bounds = options.buckets;
   }
 
-  observe(value: number, ...values: string[]): void {
-    const series = this.seriesOf(values, (labels) => ({ labels, counts: new Float64Array(this.#bounds.length + 1), sum: 0, count: 0 }));
+  observe(value: number, first: string, second?: string): void {
+    const series = this.seriesOf(first, second, (labels) => ({ labels, counts: new Float64Array(this.#bounds.length + 1), sum: 0, count: 0 }));
     let bucket = 0;
     while (bucket < this.#bounds.length && value > this.#bounds[bucket]!) bucket += 1;
     series.counts[bucket]! += 1;
@@ -111,7 +138,7 @@ export class FastHistogram<L extends string> extends Series<L, HistogramSeries<L
 
   async get(): Promise<MetricJson> {
     const values: MetricValue[] = [];
-    for (const { labels, counts, sum, count } of this.series.values()) {
+    for (const { labels, counts, sum, count } of this.allSeries()) {
       let cumulative = 0;
       this.#bounds.forEach((bound, i) => {
         cumulative += counts[i]!;

@@ -44,6 +44,9 @@ export interface MetricsOptions {
   readonly targetConcurrency: number;
 }
 
+/** `status_class` label values of the standard codes, by their hundreds: no string built per request. */
+const STATUS_CLASSES = [undefined, '1xx', '2xx', '3xx', '4xx', '5xx'];
+
 export type UnloadReason = 'request' | 'evicted' | 'shutdown';
 
 export class Metrics {
@@ -332,7 +335,8 @@ export class Metrics {
   }
 
   request(model: string, statusCode: number, durationMs: number, errorCode: string | undefined): void {
-    const statusClass = `${Math.floor(statusCode / 100)}xx`;
+    const hundreds = Math.floor(statusCode / 100);
+    const statusClass = STATUS_CLASSES[hundreds] ?? `${hundreds}xx`;
     this.#requests.inc(1, model, statusClass);
     this.#requestDuration.observe(durationMs / 1000, model, statusClass);
     if (errorCode) this.#errors.inc(1, model, errorCode);

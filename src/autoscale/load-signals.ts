@@ -78,21 +78,18 @@ export class LoadSignals {
     this.#concurrency = new DecayingAverage(CONCURRENCY_TIME_CONSTANT_MS, now());
   }
 
-  /** An invocation arrived; call the function returned once it is answered or abandoned. */
-  started(): () => void {
-    this.#step(1);
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      this.#step(-1);
-      this.#invocations.add(this.#now());
-    };
+  /** An invocation arrived; `answered()` once it is answered or abandoned. */
+  arrived(): void {
+    this.#concurrent += 1;
+    this.#concurrency.set(this.#concurrent, this.#now());
   }
 
-  #step(delta: number): void {
-    this.#concurrent += delta;
-    this.#concurrency.set(this.#concurrent, this.#now());
+  /** An invocation that arrived has been answered, or its client left: once for each. */
+  answered(): void {
+    const nowMs = this.#now();
+    this.#concurrent -= 1;
+    this.#concurrency.set(this.#concurrent, nowMs);
+    this.#invocations.add(nowMs);
   }
 
   /** Invocations in the container now. */

@@ -32,19 +32,18 @@ describe('DecayingAverage', () => {
 });
 
 describe('LoadSignals', () => {
-  it('counts requests in the container until answered, once each, and answers per minute', () => {
+  it('counts requests in the container until answered, and answers per minute', () => {
     let nowMs = 0;
     const signals = new LoadSignals(() => nowMs);
-    const first = signals.started();
-    const second = signals.started();
+    signals.arrived();
+    signals.arrived();
     assert.equal(signals.concurrent, 2);
     nowMs = 100;
-    first();
-    first();
+    signals.answered();
     assert.equal(signals.concurrent, 1);
     assert.equal(signals.invocationsPerMinute(), 1);
     nowMs = 30_000;
-    second();
+    signals.answered();
     assert.deepEqual([signals.concurrent, signals.invocationsPerMinute()], [0, 2]);
     nowMs = 61_000;
     assert.equal(signals.invocationsPerMinute(), 1);
@@ -53,7 +52,7 @@ describe('LoadSignals', () => {
   it('averages concurrency over time: a steady 4 reads 4', () => {
     let nowMs = 0;
     const signals = new LoadSignals(() => nowMs);
-    for (let i = 0; i < 4; i += 1) signals.started();
+    for (let i = 0; i < 4; i += 1) signals.arrived();
     nowMs = 120_000;
     assert.ok(Math.abs(signals.meanConcurrency() - 4) < 1e-3);
   });

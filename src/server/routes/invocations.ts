@@ -269,8 +269,11 @@ export function invocationRoutes({ dataPlane, runtime, config, metrics, load, ca
       done();
     });
     // Counted from arrival to the last byte (or the client leaving): what the container holds.
+    // A response emits 'close' once, either way; one listener for all, nothing made per request.
+    const answered = () => load.answered();
     app.addHook('onRequest', (_request, reply, done) => {
-      reply.raw.once('close', load.started());
+      load.arrived();
+      reply.raw.on('close', answered);
       done();
     });
     app.addHook('onResponse', (request, reply, done) => {
