@@ -4,6 +4,8 @@
  * requests/s, and per thread the CPU time per request read from /proc. It answers whether what
  * inferd lacks against a goal is the stack's or its own: the reference runs on the same Fastify,
  * Piscina and ONNX Runtime, parses as the baselines do and holds batches as inferd does.
+ * Unlike `npm run bench`, it does not compare the targets' answers before measuring: the reference
+ * answers the churn rows byte for byte as inferd does (checked when it was written).
  * `npm run build && node dist/bench/batched-reference.js` (ROUNDS, default 5; BENCH_MODELS_DIR).
  */
 import { join } from 'node:path';
@@ -33,6 +35,7 @@ const starts: Record<TargetId, (port: number) => Promise<ChildServer>> = {
   // As a user gets it, and as `npm run bench` runs it: its defaults, an instance per core.
   inferd: (port) => ChildServer.start([join(root, 'dist/src/main.js'), 'serve', '--model-dir', modelDir.path, '--port', String(port)], { INFERD_HOST: '127.0.0.1' }, port),
   'batched reference': (port) => ChildServer.start([join(root, 'dist/bench/baselines/batched-server.js'), '--model', scenario.modelPath, '--port', String(port)], {}, port),
+  // One ONNX Runtime thread: what `npm run bench` picks for churn's one-row requests (latest.md's notes).
   'node:http baseline': (port) =>
     ChildServer.start([join(root, 'dist/bench/baselines/node-http-inline.js'), '--model', scenario.modelPath, '--port', String(port), '--threads', '1'], {}, port),
 };

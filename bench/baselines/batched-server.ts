@@ -28,6 +28,7 @@ interface Waiting {
   readonly data: Float32Array;
   readonly rows: number;
   readonly answer: (csv: string) => void;
+  readonly fail: (error: Error) => void;
 }
 let waiting: Waiting[] = [];
 let running = false;
@@ -56,23 +57,30 @@ function flush(): void {
     offset += request.data.length;
   }
   running = true;
-  void pool.run({ data, rows, width }).then((outputs: Array<ort.Tensor['data']>) => {
-    running = false;
-    const strides = outputs.map((output) => output.length / rows);
-    let row = 0;
-    for (const request of batch) {
-      let csv = '';
-      for (const end = row + request.rows; row < end; row++) {
-        let line = '';
-        outputs.forEach((output, k) => {
-          for (let i = row * strides[k]!; i < (row + 1) * strides[k]!; i++) line += (line === '' ? '' : ',') + String(output[i]);
-        });
-        csv += `${line}\n`;
+  void pool.run({ data, rows, width }).then(
+    (outputs: Array<ort.Tensor['data']>) => {
+      running = false;
+      const strides = outputs.map((output) => output.length / rows);
+      let row = 0;
+      for (const request of batch) {
+        let csv = '';
+        for (const end = row + request.rows; row < end; row++) {
+          let line = '';
+          outputs.forEach((output, k) => {
+            for (let i = row * strides[k]!; i < (row + 1) * strides[k]!; i++) line += (line === '' ? '' : ',') + String(output[i]);
+          });
+          csv += `${line}\n`;
+        }
+        request.answer(csv);
       }
-      request.answer(csv);
-    }
-    flushThisTurn();
-  });
+      flushThisTurn();
+    },
+    (error: Error) => {
+      running = false;
+      for (const request of batch) request.fail(error);
+      flushThisTurn();
+    },
+  );
 }
 
 const app = Fastify({ bodyLimit: BODY_LIMIT_BYTES });
@@ -83,8 +91,8 @@ app.post('/invocations', async (request, reply) => {
   if (feed?.type !== 'float32' || !(request.headers['content-type'] ?? '').startsWith('text/csv')) {
     return reply.code(415).send({ message: 'the batched reference takes CSV rows of one float32 input' });
   }
-  const csv = await new Promise<string>((answer) => {
-    waiting.push({ data: feed.data as Float32Array, rows: feed.dims[0]!, answer });
+  const csv = await new Promise<string>((answer, fail) => {
+    waiting.push({ data: feed.data as Float32Array, rows: feed.dims[0]!, answer, fail });
     flushThisTurn();
   });
   return reply.type('text/csv').send(csv);
