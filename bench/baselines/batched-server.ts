@@ -15,7 +15,13 @@ import { BODY_LIMIT_BYTES, FeedReader, readServerArgs } from './fastify-body.js'
 
 const { port, flags } = readServerArgs(['model', 'workers']);
 if (!flags.model) throw new Error('--model FILE is required');
-const reader = new FeedReader(await ort.InferenceSession.create(flags.model));
+const session = await ort.InferenceSession.create(flags.model);
+const reader = new FeedReader(session);
+// Requests are merged by copying rows end to end: each must have the model's row width.
+const [input] = session.inputMetadata;
+const rowWidth = input?.isTensor ? input.shape[1] : undefined;
+if (typeof rowWidth !== 'number') throw new Error('the batched reference needs a model whose first input has a fixed row width');
+const width: number = rowWidth;
 const workers = Number(flags.workers ?? availableParallelism());
 const pool = new Piscina({
   filename: new URL('./batched-worker.js', import.meta.url).href,
@@ -47,7 +53,6 @@ function flush(): void {
   if (running || waiting.length === 0) return;
   const batch = waiting;
   waiting = [];
-  const width = batch[0]!.data.length / batch[0]!.rows;
   let rows = 0;
   for (const request of batch) rows += request.rows;
   const data = new Float32Array(rows * width);
@@ -90,6 +95,9 @@ app.post('/invocations', async (request, reply) => {
   const [feed] = Object.values(reader.feeds(request));
   if (feed?.type !== 'float32' || !(request.headers['content-type'] ?? '').startsWith('text/csv')) {
     return reply.code(415).send({ message: 'the batched reference takes CSV rows of one float32 input' });
+  }
+  if (feed.dims[0] === 0 || feed.dims[1] !== width) {
+    return reply.code(400).send({ message: `every request needs at least one row of ${width} values` });
   }
   const csv = await new Promise<string>((answer, fail) => {
     waiting.push({ data: feed.data as Float32Array, rows: feed.dims[0]!, answer, fail });
