@@ -24,11 +24,16 @@ export interface BatchLayout {
   readonly outputs: readonly TensorSpec[];
   /** For each input, the axes padded and the rule and name of each. */
   readonly paddedAxes: ReadonlyMap<string, readonly PaddedAxis[]>;
+  /** For each output, the axes named like a padded input axis: their padding is stripped per member. */
+  readonly paddedOutputAxes: ReadonlyMap<string, readonly OutputAxis[]>;
 }
 
-interface PaddedAxis {
+interface OutputAxis {
   readonly axis: number;
   readonly dimName: string;
+}
+
+interface PaddedAxis extends OutputAxis {
   readonly rule: PadRule;
 }
 
@@ -42,7 +47,16 @@ export function batchLayout(signature: ModelSignature, pad: PadRules): BatchLayo
     });
     if (axes.length > 0) paddedAxes.set(spec.name, axes);
   }
-  return { pad, inputs: signature.inputs, outputs: signature.outputs, paddedAxes };
+  const paddedNames = new Set([...paddedAxes.values()].flatMap((axes) => axes.map(({ dimName }) => dimName)));
+  const paddedOutputAxes = new Map<string, OutputAxis[]>();
+  for (const spec of signature.outputs) {
+    const axes: OutputAxis[] = [];
+    spec.dimNames?.forEach((dimName, axis) => {
+      if (axis > 0 && dimName !== null && paddedNames.has(dimName)) axes.push({ axis, dimName });
+    });
+    if (axes.length > 0) paddedOutputAxes.set(spec.name, axes);
+  }
+  return { pad, inputs: signature.inputs, outputs: signature.outputs, paddedAxes, paddedOutputAxes };
 }
 
 const hasBuckets = (rule: PadRule) => rule.buckets !== undefined || rule.multipleOf !== undefined;
@@ -53,28 +67,40 @@ function bucketOf(length: number, rule: PadRule): number | undefined {
 }
 
 /**
- * Requests with equal keys can be stacked. Unpadded dimensions must match exactly; a padded one
- * matches within its bucket, or always when its rule has no buckets (it pads to the batch's longest).
+ * Whether two requests can be stacked in one batch: every input of the same dtype and rank, its
+ * unpadded dimensions equal, a padded one within the same bucket, or any length when its rule
+ * has no buckets (it pads to the batch's longest). A length beyond the last bucket stacks only
+ * with the same length. Asked for every queued request on every dispatch, so it allocates nothing.
  */
-export function batchKey(inputs: NamedTensors, layout: BatchLayout): string {
-  let key = '';
+export function stackable(a: NamedTensors, b: NamedTensors, layout: BatchLayout): boolean {
   for (const spec of layout.inputs) {
-    const tensor = inputs[spec.name]!;
+    const x = a[spec.name]!;
+    const y = b[spec.name]!;
+    if (x.dtype !== y.dtype || x.dims.length !== y.dims.length) return false;
     const padded = layout.paddedAxes.get(spec.name);
-    const dims = tensor.dims.slice(1).map((length, i) => {
-      const rule = padded?.find((p) => p.axis === i + 1)?.rule;
-      if (!rule) return String(length);
-      const bucket = hasBuckets(rule) ? bucketOf(length, rule) : -1;
-      return bucket === undefined ? `=${length}` : `≤${bucket}`;
-    });
-    key += `${spec.name}:${tensor.dtype}[${dims.join(',')}];`;
+    for (let axis = 1; axis < x.dims.length; axis += 1) {
+      if (!sameBucket(x.dims[axis]!, y.dims[axis]!, padded && ruleAt(padded, axis))) return false;
+    }
   }
-  return key;
+  return true;
+}
+
+function ruleAt(padded: readonly PaddedAxis[], axis: number): PadRule | undefined {
+  for (const entry of padded) if (entry.axis === axis) return entry.rule;
+  return undefined;
+}
+
+function sameBucket(a: number, b: number, rule: PadRule | undefined): boolean {
+  if (a === b) return true;
+  if (!rule) return false;
+  if (!hasBuckets(rule)) return true;
+  const bucket = bucketOf(a, rule);
+  return bucket !== undefined && bucket === bucketOf(b, rule);
 }
 
 export function rowsOf(inputs: NamedTensors): number {
-  const first = Object.values(inputs)[0];
-  return first ? (first.dims[0] ?? 0) : 0;
+  for (const name in inputs) return inputs[name]!.dims[0] ?? 0;
+  return 0;
 }
 
 function stridesOf(dims: readonly number[]): number[] {
@@ -128,6 +154,8 @@ export interface MergedBatch extends BatchMembers {
 
 export function batchMembers(members: readonly NamedTensors[], layout: BatchLayout): BatchMembers {
   const rows = members.map(rowsOf);
+  // Read only for padded outputs, which exist only where inputs are padded.
+  if (layout.paddedAxes.size === 0) return { rows, lengths: [] };
   const lengths = members.map((member) => {
     const own: Record<string, number> = {};
     for (const [name, axes] of layout.paddedAxes) for (const { axis, dimName } of axes) own[dimName] = member[name]!.dims[axis]!;
@@ -178,7 +206,8 @@ export function mergeInputs(members: readonly NamedTensors[], layout: BatchLayou
  * dimension 0 is not the batch's row count: splitting it would hand rows to the wrong requests.
  */
 export function splitOutputs(outputs: NamedTensors, batch: BatchMembers, layout: BatchLayout): NamedTensors[] {
-  const totalRows = batch.rows.reduce((a, b) => a + b, 0);
+  let totalRows = 0;
+  for (const rows of batch.rows) totalRows += rows;
   const results: NamedTensors[] = batch.rows.map(() => ({}));
   for (const spec of layout.outputs) {
     const tensor = outputs[spec.name];
@@ -186,26 +215,37 @@ export function splitOutputs(outputs: NamedTensors, batch: BatchMembers, layout:
       throw new Error(`output '${spec.name}' has ${tensor?.dims[0] ?? 'no'} rows for a batch of ${totalRows}`);
     }
     const rowElements = totalRows === 0 ? 0 : elementCount(tensor.dims) / totalRows;
+    const padded = layout.paddedOutputAxes.get(spec.name);
+    // Members of one row count share their dims (readonly): one array per batch, not per request.
+    let dims: readonly number[] = tensor.dims;
     let row = 0;
-    batch.rows.forEach((rows, member) => {
-      const own = [rows, ...tensor.dims.slice(1)];
-      spec.dimNames?.forEach((dimName, axis) => {
-        const length = dimName === null ? undefined : batch.lengths[member]![dimName];
-        if (axis > 0 && length !== undefined) own[axis] = length;
-      });
-      results[member]![spec.name] = cutRows(tensor, row, rowElements, own);
+    for (let member = 0; member < batch.rows.length; member += 1) {
+      const rows = batch.rows[member]!;
+      const start = row * rowElements;
+      const data = tensor.data.subarray(start, start + rows * rowElements) as TensorData;
+      if (padded) results[member]![spec.name] = unpad(tensor, data, rows, padded, batch.lengths[member]!);
+      else {
+        if (dims[0] !== rows) dims = [rows, ...tensor.dims.slice(1)];
+        results[member]![spec.name] = { dtype: tensor.dtype, dims, data };
+      }
       row += rows;
-    });
+    }
   }
   return results;
 }
 
-function cutRows(tensor: Tensor, firstRow: number, rowElements: number, own: readonly number[]): Tensor {
-  const start = firstRow * rowElements;
-  const padded = own.some((d, axis) => axis > 0 && d !== tensor.dims[axis]);
-  if (!padded) return { dtype: tensor.dtype, dims: own, data: tensor.data.subarray(start, start + own[0]! * rowElements) as TensorData };
+/** One member's rows of a padded output, cut to the member's own lengths. */
+function unpad(
+  tensor: Tensor,
+  block: TensorData,
+  rows: number,
+  padded: readonly OutputAxis[],
+  lengths: Readonly<Record<string, number>>,
+): Tensor {
+  const own = [rows, ...tensor.dims.slice(1)];
+  for (const { axis, dimName } of padded) own[axis] = lengths[dimName]!;
+  if (own.every((d, axis) => d === tensor.dims[axis] || axis === 0)) return { dtype: tensor.dtype, dims: own, data: block };
   const data = allocate(tensor.dtype, elementCount(own));
-  const block = tensor.data.subarray(start, start + own[0]! * rowElements) as TensorData;
-  copyRegion(block, [own[0]!, ...tensor.dims.slice(1)], data, own, own, 0);
+  copyRegion(block, [rows, ...tensor.dims.slice(1)], data, own, own, 0);
   return { dtype: tensor.dtype, dims: own, data };
 }

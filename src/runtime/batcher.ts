@@ -1,14 +1,14 @@
 /**
  * Dynamic batching on the main thread, before the hop into the worker pool. Queued requests
- * that can be stacked (same batch key) are merged along dimension 0 up to `maxBatchSize` rows
- * (here, or in the worker when they are large) and handed to the instances, at most
- * `maxBatchesInFlight` at once. Everything still queued can be
- * dropped safely (deadline passed, client gone); a dispatched batch is never interrupted, only
- * its late result discarded.
+ * that can be stacked (the same dtypes and shapes, padding aside) are merged along dimension 0
+ * up to `maxBatchSize` rows (here, or in the worker when they are large) and handed to the
+ * instances, at most `maxBatchesInFlight` at once. Everything still queued can be dropped
+ * safely (deadline passed, client gone); a dispatched batch is never interrupted, only its late
+ * result discarded.
  */
 import type { NamedTensors } from '../codecs/tensor.js';
 import { InferdError, errorFromCode , shuttingDown } from '../errors.js';
-import { batchKey, batchMembers, inputBytes, mergeInputs, rowsOf, splitOutputs, type BatchLayout, type BatchMembers } from './batch-merge.js';
+import { batchMembers, inputBytes, mergeInputs, rowsOf, splitOutputs, stackable, type BatchLayout, type BatchMembers } from './batch-merge.js';
 import type { InferenceOutcome, InferenceTask } from './worker-protocol.js';
 
 /** Failures a single request's data can cause; a merged batch failing so is retried member by member. */
@@ -78,9 +78,7 @@ export interface BatcherOptions extends BatchingOptions {
 interface Pending {
   readonly inputs: NamedTensors;
   readonly rows: number;
-  readonly key: string;
   readonly enqueuedAt: number;
-  readonly deadline: number;
   readonly isCancelled: (() => boolean) | undefined;
   readonly resolve: (result: InferenceResult) => void;
   readonly reject: (error: InferdError) => void;
@@ -90,8 +88,14 @@ interface Pending {
 
 export class Batcher {
   #options: BatcherOptions;
-  /** Waiting to be dispatched, in arrival order. */
+  /**
+   * Waiting to be dispatched, in arrival order, from #queueHead on; entries dispatched or settled
+   * since stay until the head passes them, so that taking a batch moves no array.
+   */
   #queue: Pending[] = [];
+  #queueHead = 0;
+  /** The batch being assembled: reused from pump to pump while a batch is held. */
+  #members: Pending[] = [];
   /**
    * Every unsettled request, queued or running, in arrival order. All share one timeout, so
    * deadlines come in this order too and one timer, armed for the oldest, serves them all.
@@ -134,13 +138,10 @@ export class Batcher {
       );
     }
     return new Promise<InferenceResult>((resolve, reject) => {
-      const enqueuedAt = performance.now();
       const entry: Pending = {
         inputs,
         rows: rowsOf(inputs),
-        key: this.#options.maxBatchSize > 1 ? batchKey(inputs, this.#options.layout) : '',
-        enqueuedAt,
-        deadline: enqueuedAt + this.#options.timeoutMs,
+        enqueuedAt: performance.now(),
         isCancelled,
         resolve,
         reject,
@@ -177,7 +178,7 @@ export class Batcher {
     this.#deadlineTimer = setTimeout(() => {
       this.#deadlineTimer = undefined;
       this.#expire();
-    }, Math.max(0, Math.ceil(oldest.deadline - performance.now())));
+    }, Math.max(0, Math.ceil(oldest.enqueuedAt + this.#options.timeoutMs - performance.now())));
   }
 
   #oldestUnsettled(): Pending | undefined {
@@ -191,8 +192,8 @@ export class Batcher {
 
   /** Answers 504 to every request past its deadline, queued or running, then re-arms. */
   #expire(): void {
-    const now = performance.now();
-    for (let oldest = this.#oldestUnsettled(); oldest && oldest.deadline <= now; oldest = this.#oldestUnsettled()) {
+    const expiredBefore = performance.now() - this.#options.timeoutMs;
+    for (let oldest = this.#oldestUnsettled(); oldest && oldest.enqueuedAt <= expiredBefore; oldest = this.#oldestUnsettled()) {
       this.#settle(oldest, new InferdError('INFERD_ERR_TIMEOUT', `no answer within ${this.#options.timeoutMs / 1000} s`));
     }
     this.#armDeadline();
@@ -226,22 +227,32 @@ export class Batcher {
     this.#queuedRows -= entry.rows;
   }
 
-  /** Picks the next batch: the oldest request and every later one that stacks with it and fits. */
-  #nextBatch(): { members: Pending[]; reason: DispatchReason | undefined } | undefined {
-    this.#queue = this.#queue.filter((entry) => {
-      if (!entry.settled && entry.isCancelled?.()) this.#settle(entry, cancelled());
-      return !entry.settled && !entry.dispatched;
-    });
-    const head = this.#queue[0];
-    if (!head) return undefined;
-    const { maxBatchSize, preferredBatchSizes, maxQueueDelayMs } = this.#options;
-    const members = [head];
-    let rows = head.rows;
-    let full = rows >= maxBatchSize;
+  /**
+   * Assembles the next batch in #members: the oldest waiting request and every later one that
+   * stacks with it and fits. Says why it should go now, 'hold' when it should wait for more, or
+   * nothing when no request waits. Drops the requests whose clients left on the way.
+   */
+  #nextBatch(): DispatchReason | 'hold' | undefined {
+    const { maxBatchSize, preferredBatchSizes, maxQueueDelayMs, layout } = this.#options;
+    const queue = this.#queue;
+    const members = this.#members;
+    members.length = 0;
+    let rows = 0;
+    let full = false;
     let otherShapeWaiting = false;
-    for (let i = 1; i < this.#queue.length && !full; i += 1) {
-      const entry = this.#queue[i]!;
-      if (entry.key !== head.key) otherShapeWaiting = true;
+    for (let i = this.#queueHead; i < queue.length && !full; i += 1) {
+      const entry = queue[i]!;
+      if (!entry.settled && !entry.dispatched && entry.isCancelled?.()) this.#settle(entry, cancelled());
+      if (entry.settled || entry.dispatched) {
+        if (members.length === 0) this.#queueHead = i + 1;
+        continue;
+      }
+      const head = members[0];
+      if (head === undefined) {
+        members.push(entry);
+        rows = entry.rows;
+        full = rows >= maxBatchSize;
+      } else if (!stackable(head.inputs, entry.inputs, layout)) otherShapeWaiting = true;
       else if (rows + entry.rows > maxBatchSize) full = true;
       else {
         members.push(entry);
@@ -249,26 +260,41 @@ export class Batcher {
         full = rows >= maxBatchSize;
       }
     }
-    let reason: DispatchReason | undefined;
-    if (full) reason = 'full';
-    else if (preferredBatchSizes.includes(rows)) reason = 'preferred';
-    else if (otherShapeWaiting) reason = 'shape';
-    else if (this.#inFlight === 0) reason = 'idle';
-    else if (performance.now() - head.enqueuedAt >= maxQueueDelayMs) reason = 'delay';
-    return { members, reason };
+    this.#compactQueue();
+    const head = members[0];
+    if (!head) return undefined;
+    if (full) return 'full';
+    if (preferredBatchSizes.includes(rows)) return 'preferred';
+    if (otherShapeWaiting) return 'shape';
+    if (this.#inFlight === 0) return 'idle';
+    if (performance.now() - head.enqueuedAt >= maxQueueDelayMs) return 'delay';
+    return 'hold';
+  }
+
+  /** Forgets the entries the head has passed: all of them at once when the queue is empty. */
+  #compactQueue(): void {
+    if (this.#queueHead === this.#queue.length) {
+      this.#queue.length = 0;
+      this.#queueHead = 0;
+    } else if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#queueHead);
+      this.#queueHead = 0;
+    }
   }
 
   #pump(): void {
     while (this.#inFlight < this.#maxBatchesInFlight) {
-      const next = this.#nextBatch();
-      if (!next) return;
-      if (!next.reason) {
+      const reason = this.#nextBatch();
+      if (reason === undefined) return;
+      if (reason === 'hold') {
         // A slot is free but others are busy: hold the batch so more requests can join, up to
         // maxQueueDelayMs after its oldest request arrived.
-        this.#armDelay(next.members[0]!.enqueuedAt);
+        this.#armDelay(this.#members[0]!.enqueuedAt);
         return;
       }
-      void this.#dispatch(next.members, next.reason);
+      const members = this.#members;
+      this.#members = [];
+      void this.#dispatch(members, reason);
     }
   }
 
@@ -288,7 +314,8 @@ export class Batcher {
       this.#leaveQueue(entry);
     }
     this.#inFlight += 1;
-    const rows = members.reduce((sum, entry) => sum + entry.rows, 0);
+    let rows = 0;
+    for (const entry of members) rows += entry.rows;
     this.#options.observer?.dispatched({
       reason,
       rows,

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import ort from 'onnxruntime-node';
 import { allocate, type DType, type ModelSignature, type NamedTensors, type Tensor } from '../../src/codecs/tensor.js';
-import { batchKey, batchLayout, mergeInputs, splitOutputs } from '../../src/runtime/batch-merge.js';
+import { batchLayout, mergeInputs, splitOutputs, stackable, type BatchLayout } from '../../src/runtime/batch-merge.js';
 import { MODELS } from '../helper.js';
 
 const DTYPES: DType[] = ['float32', 'float64', 'int32', 'int64', 'uint8', 'bool'];
@@ -24,6 +24,17 @@ function tensorOf(dtype: DType, dims: number[], seed: number): Tensor {
 }
 
 const toArray = (t: Tensor) => Array.from(t.data as ArrayLike<number | bigint>);
+
+/** Requests in groups that stack, as the batcher forms them: each joins the first group whose first member it stacks with. */
+function groupsOf(members: readonly NamedTensors[], layout: BatchLayout): NamedTensors[][] {
+  const groups: NamedTensors[][] = [];
+  for (const member of members) {
+    const group = groups.find((g) => stackable(g[0]!, member, layout));
+    if (group) group.push(member);
+    else groups.push([member]);
+  }
+  return groups;
+}
 
 /** An identity "model": its outputs are its inputs, so merge ∘ split must be the identity. */
 function echoSignature(dtype: DType, width: number | null, dimName: string | null): ModelSignature {
@@ -41,8 +52,7 @@ describe('merge and split', () => {
         (dtype, width, rowCounts) => {
           const layout = batchLayout(echoSignature(dtype, width, null), {});
           const members = rowCounts.map((rows, i) => ({ x: tensorOf(dtype, [rows, width], i) }));
-          const keys = new Set(members.map((m) => batchKey(m, layout)));
-          assert.equal(keys.size, 1, 'same shapes share a key');
+          assert.equal(groupsOf(members, layout).length, 1, 'same shapes stack');
           const batch = mergeInputs(members, layout);
           assert.deepEqual(batch.inputs.x!.dims, [rowCounts.reduce((a, b) => a + b, 0), width]);
           const split = splitOutputs(batch.inputs, batch, layout);
@@ -55,12 +65,32 @@ describe('merge and split', () => {
     );
   });
 
-  it('never share a key across different unpadded shapes or dtypes', () => {
+  it('never stack different unpadded shapes, ranks or dtypes', () => {
     const layout = batchLayout(echoSignature('float32', null, 'seq'), {});
-    const key = (dims: number[], dtype: DType = 'float32') => batchKey({ x: tensorOf(dtype, dims, 0) }, layout);
-    assert.notEqual(key([1, 3]), key([1, 4]));
-    assert.notEqual(key([1, 3]), key([1, 3], 'float64'));
-    assert.equal(key([1, 3]), key([5, 3]));
+    const stacks = (a: number[], b: number[], dtype: DType = 'float32') =>
+      stackable({ x: tensorOf('float32', a, 0) }, { x: tensorOf(dtype, b, 0) }, layout);
+    assert.equal(stacks([1, 3], [1, 4]), false);
+    assert.equal(stacks([1, 3], [1, 3], 'float64'), false);
+    assert.equal(stacks([1, 3], [1, 3, 1]), false);
+    assert.equal(stacks([1, 3], [5, 3]), true);
+  });
+
+  it('stack padded lengths within one bucket, and lengths beyond the last bucket only with their own', () => {
+    const cases: Array<[RoundUp, number, number, boolean]> = [
+      [{}, 3, 11, true],
+      [{ buckets: [4, 8] }, 3, 4, true],
+      [{ buckets: [4, 8] }, 4, 5, false],
+      [{ buckets: [4, 8] }, 9, 9, true],
+      [{ buckets: [4, 8] }, 9, 10, false],
+      [{ buckets: [4, 8] }, 8, 9, false],
+      [{ multipleOf: 4 }, 5, 8, true],
+      [{ multipleOf: 4 }, 4, 5, false],
+    ];
+    for (const [roundUp, a, b, expected] of cases) {
+      const layout = batchLayout(echoSignature('int64', null, 'seq'), { seq: { value: 0, ...roundUp } });
+      const stacks = stackable({ x: tensorOf('int64', [1, a], 0) }, { x: tensorOf('int64', [2, b], 1) }, layout);
+      assert.equal(stacks, expected, `${JSON.stringify(roundUp)}: ${a} and ${b}`);
+    }
   });
 
   type RoundUp = { buckets?: number[]; multipleOf?: number };
@@ -81,15 +111,13 @@ describe('merge and split', () => {
         (requests, { buckets, multipleOf }) => {
           const layout = batchLayout(echoSignature('int64', null, 'seq'), { seq: { value: 0, buckets, multipleOf } });
           const members = requests.map(({ rows, length }, i) => ({ x: tensorOf('int64', [rows, length], i + 1) }));
-          const groups = new Map<string, NamedTensors[]>();
-          for (const member of members) {
-            const key = batchKey(member, layout);
-            groups.set(key, [...(groups.get(key) ?? []), member]);
-          }
+          const groups = groupsOf(members, layout);
           const roundUp = (length: number) =>
             buckets ? buckets.find((b) => b >= length)! : multipleOf ? Math.ceil(length / multipleOf) * multipleOf : longestOf(members);
-          if (!buckets && !multipleOf) assert.equal(groups.size, 1, 'without buckets every length shares one batch');
-          for (const group of groups.values()) {
+          if (!buckets && !multipleOf) assert.equal(groups.length, 1, 'without buckets every length shares one batch');
+          const bucketsUsed = groups.map((group) => roundUp(group[0]!.x!.dims[1]!));
+          if (buckets || multipleOf) assert.equal(new Set(bucketsUsed).size, groups.length, 'one batch per padded length');
+          for (const group of groups) {
             const batch = mergeInputs(group, layout);
             const longest = longestOf(group);
             assert.equal(new Set(group.map((m) => roundUp(m.x!.dims[1]!))).size, 1, 'a batch holds one padded length');
@@ -169,9 +197,7 @@ describe('batched runs of the real fixture models', () => {
           input_ids: { dtype: 'int64' as const, dims: [1, length], data: BigInt64Array.from({ length }, (_, j) => BigInt(1 + ((i + j) % 15))) },
           attention_mask: { dtype: 'int64' as const, dims: [1, length], data: new BigInt64Array(length).fill(1n) },
         }));
-        const groups = new Map<string, NamedTensors[]>();
-        for (const m of members) groups.set(batchKey(m, layout), [...(groups.get(batchKey(m, layout)) ?? []), m]);
-        for (const group of groups.values()) {
+        for (const group of groupsOf(members, layout)) {
           const batch = mergeInputs(group, layout);
           const split = splitOutputs(await runAlone(session, batch.inputs), batch, layout);
           for (const [i, member] of group.entries()) {
