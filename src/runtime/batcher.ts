@@ -90,9 +90,12 @@ export class Batcher {
   #options: BatcherOptions;
   /**
    * Waiting to be dispatched, in arrival order, from #queueHead on; entries dispatched or settled
-   * since stay until the head passes them, so that taking a batch moves no array.
+   * since stay until the head passes them, so that taking a batch moves no array. Slots behind a
+   * head are emptied as it passes (here and in #unsettled): a request kept there would keep its
+   * tensors and its client's request and reply alive through garbage collections, which then
+   * copy them, long after it was answered.
    */
-  #queue: Pending[] = [];
+  #queue: Array<Pending | undefined> = [];
   #queueHead = 0;
   /** The batch being assembled: reused from pump to pump while a batch is held. */
   #members: Pending[] = [];
@@ -100,7 +103,7 @@ export class Batcher {
    * Every unsettled request, queued or running, in arrival order. All share one timeout, so
    * deadlines come in this order too and one timer, armed for the oldest, serves them all.
    */
-  #unsettled: Pending[] = [];
+  #unsettled: Array<Pending | undefined> = [];
   #unsettledHead = 0;
   #deadlineTimer: NodeJS.Timeout | undefined;
   #queued = 0;
@@ -182,7 +185,11 @@ export class Batcher {
   }
 
   #oldestUnsettled(): Pending | undefined {
-    while (this.#unsettledHead < this.#unsettled.length && this.#unsettled[this.#unsettledHead]!.settled) this.#unsettledHead += 1;
+    const unsettled = this.#unsettled;
+    while (this.#unsettledHead < unsettled.length && unsettled[this.#unsettledHead]!.settled) {
+      unsettled[this.#unsettledHead] = undefined;
+      this.#unsettledHead += 1;
+    }
     if (this.#unsettledHead > 256 && this.#unsettledHead * 2 > this.#unsettled.length) {
       this.#unsettled = this.#unsettled.slice(this.#unsettledHead);
       this.#unsettledHead = 0;
@@ -244,7 +251,10 @@ export class Batcher {
       const entry = queue[i]!;
       if (!entry.settled && !entry.dispatched && entry.isCancelled?.()) this.#settle(entry, cancelled());
       if (entry.settled || entry.dispatched) {
-        if (members.length === 0) this.#queueHead = i + 1;
+        if (members.length === 0) {
+          queue[i] = undefined;
+          this.#queueHead = i + 1;
+        }
         continue;
       }
       const head = members[0];
