@@ -6,9 +6,11 @@
  * Piscina and ONNX Runtime, parses as the baselines do and holds batches as inferd does.
  * Unlike `npm run bench`, it does not compare the targets' answers before measuring: the reference
  * answers the churn rows byte for byte as inferd does (checked when it was written).
- * `npm run build && node dist/bench/batched-reference.js` (ROUNDS, default 5; BENCH_MODELS_DIR).
+ * `npm run build && node dist/bench/batched-reference.js [DIR ...]` (ROUNDS, default 5;
+ * BENCH_MODELS_DIR); each DIR, another checkout built with `npm run build`, runs alongside as one
+ * more target, to measure a change against this build and the reference in the same rounds.
  */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { ChildServer, freePort } from './child-server.js';
@@ -30,16 +32,20 @@ const modelDir = await InferdModelDir.create(scenario.modelPath, scenario.batchi
 const headers = { 'content-type': scenario.contentType, accept: scenario.accept };
 const requests = scenario.buildBodies().map((body) => ({ method: 'POST' as const, headers, body }));
 
-type TargetId = 'inferd' | 'batched reference' | 'node:http baseline';
-const starts: Record<TargetId, (port: number) => Promise<ChildServer>> = {
-  // As a user gets it, and as `npm run bench` runs it: its defaults, an instance per core.
-  inferd: (port) => ChildServer.start([join(root, 'dist/src/main.js'), 'serve', '--model-dir', modelDir.path, '--port', String(port)], { INFERD_HOST: '127.0.0.1' }, port),
+// As a user gets it, and as `npm run bench` runs it: its defaults, an instance per core.
+const inferdIn = (checkout: string) => (port: number) =>
+  ChildServer.start([join(checkout, 'dist/src/main.js'), 'serve', '--model-dir', modelDir.path, '--port', String(port)], { INFERD_HOST: '127.0.0.1' }, port);
+const otherBuilds = process.argv.slice(2).map((dir) => resolve(dir));
+
+const starts: Record<string, (port: number) => Promise<ChildServer>> = {
+  inferd: inferdIn(root),
   'batched reference': (port) => ChildServer.start([join(root, 'dist/bench/baselines/batched-server.js'), '--model', scenario.modelPath, '--port', String(port)], {}, port),
   // One ONNX Runtime thread: what `npm run bench` picks for churn's one-row requests (latest.md's notes).
   'node:http baseline': (port) =>
     ChildServer.start([join(root, 'dist/bench/baselines/node-http-inline.js'), '--model', scenario.modelPath, '--port', String(port), '--threads', '1'], {}, port),
+  ...Object.fromEntries(otherBuilds.map((dir) => [dir, inferdIn(dir)])),
 };
-const targets = Object.keys(starts) as TargetId[];
+const targets = Object.keys(starts);
 
 interface Round {
   readonly rps: number;
@@ -53,8 +59,8 @@ function load(url: string, durationS: number): Promise<autocannon.Result> {
   );
 }
 
-async function measure(target: TargetId): Promise<Round> {
-  const server = await starts[target](await freePort());
+async function measure(target: string): Promise<Round> {
+  const server = await starts[target]!(await freePort());
   try {
     await load(server.url, WARM_UP_S);
     const before = sampleThreads(server.pid);
@@ -72,7 +78,7 @@ const shown = (s: Spread | null, digits = 2) => (s === null ? '-' : `${s.median.
 const ownThreads = (cpu: ThreadCpu) => cpu.otherThreads.filter((t) => t.startedAfterMainMs < OWN_THREADS_WITHIN_MS).reduce((sum, t) => sum + t.usPerRequest, 0);
 const workerThreads = (cpu: ThreadCpu) => cpu.otherThreads.filter((t) => t.startedAfterMainMs >= OWN_THREADS_WITHIN_MS).reduce((sum, t) => sum + t.usPerRequest, 0);
 
-const results = new Map<TargetId, Round[]>(targets.map((target) => [target, []]));
+const results = new Map<string, Round[]>(targets.map((target) => [target, []]));
 for (let round = 0; round < rounds; round += 1) {
   for (const target of targets) {
     const measured = await measure(target);
@@ -84,11 +90,12 @@ for (let round = 0; round < rounds; round += 1) {
   }
 }
 
-const ratio = (a: TargetId, b: TargetId) => spread(results.get(a)!.map((r, i) => r.rps / results.get(b)![i]!.rps));
+const ratio = (a: string, b: string) => spread(results.get(a)!.map((r, i) => r.rps / results.get(b)![i]!.rps));
 process.stdout.write(`\nrequests/s, median (min-max) of ${rounds} alternated rounds:\n`);
 process.stdout.write(`  inferd / node:http baseline            ${shown(ratio('inferd', 'node:http baseline'))}\n`);
 process.stdout.write(`  batched reference / node:http baseline ${shown(ratio('batched reference', 'node:http baseline'))}\n`);
 process.stdout.write(`  inferd / batched reference             ${shown(ratio('inferd', 'batched reference'))}\n`);
+for (const dir of otherBuilds) process.stdout.write(`  ${dir} / inferd: ${shown(ratio(dir, 'inferd'))}\n`);
 process.stdout.write('us/request, median (min-max):\n');
 for (const target of targets) {
   const rows = results.get(target)!;
