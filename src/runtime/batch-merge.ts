@@ -171,7 +171,7 @@ export function inputBytes(inputs: NamedTensors): number {
   return bytes;
 }
 
-/** Stacks members along dimension 0; members must share a batchKey. */
+/** Stacks members along dimension 0; members must be `stackable` with one another. */
 export function mergeInputs(members: readonly NamedTensors[], layout: BatchLayout): MergedBatch {
   const { rows, lengths } = batchMembers(members, layout);
   const totalRows = rows.reduce((a, b) => a + b, 0);

@@ -237,7 +237,8 @@ export class Batcher {
   /**
    * Assembles the next batch in #members: the oldest waiting request and every later one that
    * stacks with it and fits. Says why it should go now, 'hold' when it should wait for more, or
-   * nothing when no request waits. Drops the requests whose clients left on the way.
+   * nothing when no request waits. Drops every waiting request whose client has left, beyond a
+   * full batch too: it would otherwise hold a place in the queue (and count against its limit).
    */
   #nextBatch(): DispatchReason | 'hold' | undefined {
     const { maxBatchSize, preferredBatchSizes, maxQueueDelayMs, layout } = this.#options;
@@ -247,7 +248,7 @@ export class Batcher {
     let rows = 0;
     let full = false;
     let otherShapeWaiting = false;
-    for (let i = this.#queueHead; i < queue.length && !full; i += 1) {
+    for (let i = this.#queueHead; i < queue.length; i += 1) {
       const entry = queue[i]!;
       if (!entry.settled && !entry.dispatched && entry.isCancelled?.()) this.#settle(entry, cancelled());
       if (entry.settled || entry.dispatched) {
@@ -257,6 +258,7 @@ export class Batcher {
         }
         continue;
       }
+      if (full) continue;
       const head = members[0];
       if (head === undefined) {
         members.push(entry);

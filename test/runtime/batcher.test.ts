@@ -203,6 +203,24 @@ describe('Batcher', () => {
     await finish();
   });
 
+  it('drops the disconnected requests behind a full batch at once, so they hold no place in the queue', async () => {
+    const { batcher, submit, runs, dispatches, finish } = gatedBatcher({ maxBatchSize: 2 });
+    void submit(request(1));
+    await tick();
+    let gone = false;
+    const waiting = [submit(request(1)), submit(request(1))];
+    const left = [submit(request(1), () => gone), submit(request(1), () => gone)];
+    gone = true;
+    runs[0]!.open();
+    await tick();
+    assert.deepEqual(dispatches[1], { reason: 'full', rows: 2, requests: 2 });
+    for (const request of left) await assert.rejects(request, { code: 'INFERD_ERR_CANCELLED' });
+    assert.deepEqual(batcher.stats(), { queued: 0, queuedRows: 0, inFlight: 1 });
+    runs[1]!.open();
+    await Promise.all(waiting);
+    await finish();
+  });
+
   it('refuses with 503 beyond maxQueueSize', async () => {
     const { submit, finish } = gatedBatcher({ maxQueueSize: 2 });
     void submit(request(1));
