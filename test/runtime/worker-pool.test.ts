@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { NamedTensors } from '../../src/codecs/tensor.js';
 import { batchLayout, batchMembers, mergeInputs, splitOutputs } from '../../src/runtime/batch-merge.js';
 import { BACKENDS } from '../../src/runtime/backends.js';
+import { MOVE_OUTPUTS_MIN_BYTES } from '../../src/runtime/worker-entry.js';
 import { WorkerPool } from '../../src/runtime/worker-pool.js';
 import type { InferenceOutcome, InferenceTask, WorkerOptions } from '../../src/runtime/worker-protocol.js';
 import { MODELS } from '../helper.js';
@@ -152,6 +153,29 @@ describe('WorkerPool', () => {
     await pool.close();
     await loading;
     assert.equal(pool.size, 0);
+  });
+
+  it('answers the same numbers whether its outputs come back copied (small) or moved (large)', async () => {
+    const { pool } = await WorkerPool.start(1, { ...WORKER, modelPath: `${MODELS.forest}/model.onnx` }, (error) => workerErrors.push(error), BACKENDS.onnx.workerFile);
+    pools.push(pool);
+    const row = Float32Array.from({ length: 20 }, (_, i) => (i % 7) - 3);
+    const batchOf = (count: number): InferenceTask => {
+      const data = new Float32Array(count * 20);
+      for (let r = 0; r < count; r += 1) data.set(row, r * 20);
+      return { inputs: { features: { dtype: 'float32', dims: [count, 20], data } } };
+    };
+    const one = await pool.run(batchOf(1));
+    // 20 bytes of outputs a row (an int64 label, three float32 probabilities): past the size that moves.
+    const largeRows = Math.ceil(MOVE_OUTPUTS_MIN_BYTES / 20) + 1;
+    const large = await pool.run(batchOf(largeRows));
+    assert.ok(one.ok && large.ok);
+    for (const [name, tensor] of Object.entries(large.outputs)) {
+      assert.equal(tensor.dims[0], largeRows);
+      const width = tensor.data.length / largeRows;
+      const values = (data: ArrayLike<number | bigint>, from: number, to: number): Array<number | bigint> => Array.prototype.slice.call(data, from, to);
+      const expected = values(one.outputs[name]!.data, 0, width);
+      for (const r of [0, largeRows >> 1, largeRows - 1]) assert.deepEqual(values(tensor.data, r * width, (r + 1) * width), expected, `${name}, row ${r}`);
+    }
   });
 
   it('merges the members it is handed as the main thread would, padding included, and leaves them readable', async () => {
