@@ -286,7 +286,7 @@ function toTfTensor(tf: Tf, tensor: Tensor): TfTensor {
   return tf.tensor(tensor.data as Float32Array | Int32Array | Uint8Array, [...tensor.dims], tensor.dtype as 'float32' | 'int32' | 'bool');
 }
 
-/** Reads a result into a buffer of its own (transferred to the main thread afterwards). */
+/** Reads a result into a buffer of its own: the answer to the main thread moves or copies whole buffers. */
 function fromTfTensor(name: string, tensor: TfTensor): Tensor {
   const dtype = inferdDType(tensor.dtype, `output '${name}'`);
   const data = tensor.dataSync() as Float32Array | Int32Array | Uint8Array;

@@ -1,7 +1,8 @@
 /**
  * What every backend's worker entry does the same way: load the model, warm it up with a batch of
- * one before reporting ready (or report why it could not load), then run each task and move its
- * output buffers to the main thread. A backend supplies only how it loads and runs a model.
+ * one before reporting ready (or report why it could not load), then run each task and answer it
+ * (large output buffers moved to the main thread, small ones copied). A backend supplies only how
+ * it loads and runs a model.
  */
 import { parentPort } from 'node:worker_threads';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
