@@ -8,7 +8,7 @@ import { Server as NetServer } from 'node:net';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { LoadSignals } from './autoscale/load-signals.js';
 import { neededCapacity } from './autoscale/policy.js';
@@ -34,6 +34,7 @@ import { installAuth } from './server/auth/install-auth.js';
 import { installBodyParser } from './server/content-types.js';
 import { answerError, installErrorHandler, toInferdError } from './server/error-handler.js';
 import { RequestBodies } from './server/request-body.js';
+import { deferredChildLogger, RequestLog } from './server/request-logger.js';
 import { runtimeApiRouteOf, stampRuntimeApiHeaders } from './server/runtime-api.js';
 import { logRefusedHandshakes, readTlsOptions } from './server/tls.js';
 import { asyncInvocationRoutes } from './server/routes/async-invocations.js';
@@ -78,19 +79,6 @@ const MIB = 1024 * 1024;
  */
 const DISCARD_LIMIT_FACTOR = 4;
 const DISCARD_MAX_MS = 10_000;
-
-/**
- * One debug line per request once it is answered, named by the SageMaker inference id when the
- * client sent one; nothing for /ping, which SageMaker calls every few seconds.
- */
-class RequestLog extends LogController {
-  override incomingRequest(): void {}
-
-  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    if (request.url === '/ping') return;
-    request.log.debug({ status: reply.statusCode, ms: reply.elapsedTime, err: error ?? undefined }, 'request completed');
-  }
-}
 
 function buildCapture(config: Config, metrics: Metrics, log: FastifyBaseLogger): DataCapture {
   const store = openObjectStore(config.capture.destination!, config.storage);
@@ -189,6 +177,7 @@ export function buildApp(config: Config, options: AppOptions = {}): App {
     // SageMaker's inference id, when a client sends one, names the request in every log line.
     requestIdHeader: 'x-amzn-sagemaker-inference-id',
     logController: new RequestLog(),
+    childLoggerFactory: deferredChildLogger,
     // A slow-body client must not hold a connection past the invocation timeout.
     requestTimeout: (config.server.invocationTimeoutS + 5) * 1000,
     // SageMaker's balancer keeps connections open; outlive its idle timeout.
