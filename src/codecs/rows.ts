@@ -63,23 +63,35 @@ export function signatureOutputs(outputs: NamedTensors, signature: ModelSignatur
 }
 
 export interface OutputColumn extends OutputTensor {
-  /** The output name as a JSON string, for record objects. */
-  readonly key: string;
   /** Values per record. */
   readonly stride: number;
 }
 
-/** The outputs sliced by record; every output must have the same dims[0]. */
+/** Output names as JSON strings, for record objects: made once per signature, not per answer. */
+const jsonKeys = new WeakMap<TensorSpec, string>();
+
+function jsonKey(spec: TensorSpec): string {
+  let key = jsonKeys.get(spec);
+  if (key === undefined) {
+    key = JSON.stringify(spec.name);
+    jsonKeys.set(spec, key);
+  }
+  return key;
+}
+
+/** The outputs sliced by record; every output must have the same dims[0]. One pass: it runs for every answer. */
 export function outputColumns(outputs: NamedTensors, signature: ModelSignature): { columns: OutputColumn[]; rows: number } {
-  const columns = signatureOutputs(outputs, signature).map(({ spec, tensor }) => {
+  const columns: OutputColumn[] = [];
+  let rows = 0;
+  for (const spec of signature.outputs) {
+    const tensor = outputs[spec.name];
+    if (!tensor) throw internal(`the model returned no output '${spec.name}'`);
     if (tensor.dims.length === 0) throw internal(`output '${spec.name}' is a scalar, not a batch of records`);
     let stride = 1;
     for (let axis = 1; axis < tensor.dims.length; axis++) stride *= tensor.dims[axis] as number;
-    return { spec, tensor, key: JSON.stringify(spec.name), stride };
-  });
-  const rows = columns[0]?.tensor.dims[0] ?? 0;
-  for (const { spec, tensor } of columns) {
-    if (tensor.dims[0] !== rows) throw internal(`output '${spec.name}' has ${tensor.dims[0]} records, expected ${rows}`);
+    if (columns.length === 0) rows = tensor.dims[0] as number;
+    else if (tensor.dims[0] !== rows) throw internal(`output '${spec.name}' has ${tensor.dims[0]} records, expected ${rows}`);
+    columns.push({ spec, tensor, stride });
   }
   return { columns, rows };
 }
@@ -123,7 +135,7 @@ export function jsonRecord(columns: readonly OutputColumn[], row: number): strin
   if (columns.length === 1 && only) return jsonSlice(only, row);
   let text = '{';
   columns.forEach((column, i) => {
-    text += `${i > 0 ? ',' : ''}${column.key}:${jsonSlice(column, row)}`;
+    text += `${i > 0 ? ',' : ''}${jsonKey(column.spec)}:${jsonSlice(column, row)}`;
   });
   return `${text}}`;
 }

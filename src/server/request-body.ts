@@ -197,8 +197,9 @@ function readPlain(raw: IncomingMessage, maxBytes: number, bodies: RequestBodies
     done(clientGone());
   }
   if (raw.readableEnded || raw.destroyed) return done(clientGone());
+  // `on`, not `once`: each handler removes all four first, and `once` wraps each in a closure.
   raw.on('data', onData);
-  raw.once('end', onEnd);
-  raw.once('error', onGone);
-  raw.once('close', onGone);
+  raw.on('end', onEnd);
+  raw.on('error', onGone);
+  raw.on('close', onGone);
 }
