@@ -193,9 +193,53 @@ export function invocationRoutes({ dataPlane, runtime, config, metrics, load, ca
     return first.value;
   };
 
-  const invoke = async (request: FastifyRequest, reply: FastifyReply) => {
-    const admission = admit(request);
-    const { model, body } = admission instanceof Promise ? await admission : admission;
+  const send = (request: FastifyRequest, reply: FastifyReply, encoder: ResponseEncoder, payload: Buffer) =>
+    withCustomAttributes(request, reply).type(encoder.mediaType).send(payload);
+
+  /** The common case, kept apart from the others: one answer, whole. */
+  const answerWhole = async (request: FastifyRequest, reply: FastifyReply, model: ModelInfo, body: Buffer, decoder: RequestDecoder, encoder: ResponseEncoder) => {
+    const answer = await invokeWhole(runtime, model, { body, decoder, encoder, shapeHeader: shapeHeaderOf(request), isCancelled: clientGone(reply) });
+    metrics.codec(model.name, 'decode', answer.decodeMs);
+    metrics.queueWait(model.name, answer.queueMs);
+    metrics.codec(model.name, 'encode', answer.encodeMs);
+    return send(request, reply, encoder, answer.body);
+  };
+
+  /** Under `SAGEMAKER_BATCH`: a mini-batch of records, answered record for record. */
+  const answerBatch = async (request: FastifyRequest, reply: FastifyReply, model: ModelInfo, body: Buffer, decoder: RequestDecoder, encoder: ResponseEncoder) => {
+    const answer = await invokeBatch(runtime, model, {
+      body,
+      mediaType: decoder.mediaType,
+      encoder,
+      recordErrors: config.batch.recordErrors,
+      shapeHeader: shapeHeaderOf(request),
+      isCancelled: clientGone(reply),
+    });
+    metrics.queueWait(model.name, answer.queueMs);
+    return send(request, reply, encoder, answer.body);
+  };
+
+  /** Records one a line go out as they are computed: chunked, or as Server-Sent Events. */
+  const answerStreamed = async (request: FastifyRequest, reply: FastifyReply, model: ModelInfo, body: Buffer, decoder: RequestDecoder, encoder: ResponseEncoder, wantsEvents: boolean) => {
+    const answer = streamed(request, reply, model, body, decoder, encoder);
+    const first = await firstPart(answer.parts);
+    if (wantsEvents) {
+      return withCustomAttributes(request, reply)
+        .type('text/event-stream')
+        .header('cache-control', 'no-cache')
+        .send(chunks(framed(first, answer.parts, serverSentEvent, serverSentError, lateFailure(request, reply, model))));
+    }
+    if (answer.partCount === 1) return send(request, reply, encoder, first);
+    return withCustomAttributes(request, reply)
+      .type(answer.mediaType)
+      .send(chunks(brokenOnFailure(first, answer.parts, lateFailure(request, reply, model, { answerEnds: false }))));
+  };
+
+  /**
+   * Not an async function itself: an async function keeps all its locals while it waits, and
+   * every request of the hot path would carry those of the paths it does not take.
+   */
+  const answer = (request: FastifyRequest, reply: FastifyReply, { model, body }: Admitted) => {
     const { headers } = request;
     const decoder = requestDecoder(headers['content-type']);
     // Only the container route streams: on the runtime route a late failure must still be a
@@ -204,42 +248,16 @@ export function invocationRoutes({ dataPlane, runtime, config, metrics, load, ca
     const wantsEvents = canStream && mediaTypeOf(headers.accept) === 'text/event-stream';
     const encoder = wantsEvents ? jsonLinesEncoder : responseEncoder(headers.accept, config.server.defaultAccept);
     encoder.assertCanEncode?.(model.signature);
-    const send = (payload: Buffer) => withCustomAttributes(request, reply).type(encoder.mediaType).send(payload);
-
-    if (config.batch.enabled) {
-      const answer = await invokeBatch(runtime, model, {
-        body,
-        mediaType: decoder.mediaType,
-        encoder,
-        recordErrors: config.batch.recordErrors,
-        shapeHeader: shapeHeaderOf(request),
-        isCancelled: clientGone(reply),
-      });
-      metrics.queueWait(model.name, answer.queueMs);
-      return send(answer.body);
-    }
-
-    // Records one a line can go out as they are computed: chunked, or as Server-Sent Events.
+    if (config.batch.enabled) return answerBatch(request, reply, model, body, decoder, encoder);
     if (wantsEvents || (canStream && encoder.mediaType === 'application/jsonlines')) {
-      const answer = streamed(request, reply, model, body, decoder, encoder);
-      const first = await firstPart(answer.parts);
-      if (wantsEvents) {
-        return withCustomAttributes(request, reply)
-          .type('text/event-stream')
-          .header('cache-control', 'no-cache')
-          .send(chunks(framed(first, answer.parts, serverSentEvent, serverSentError, lateFailure(request, reply, model))));
-      }
-      if (answer.partCount === 1) return send(first);
-      return withCustomAttributes(request, reply)
-        .type(answer.mediaType)
-        .send(chunks(brokenOnFailure(first, answer.parts, lateFailure(request, reply, model, { answerEnds: false }))));
+      return answerStreamed(request, reply, model, body, decoder, encoder, wantsEvents);
     }
+    return answerWhole(request, reply, model, body, decoder, encoder);
+  };
 
-    const answer = await invokeWhole(runtime, model, { body, decoder, encoder, shapeHeader: shapeHeaderOf(request), isCancelled: clientGone(reply) });
-    metrics.codec(model.name, 'decode', answer.decodeMs);
-    metrics.queueWait(model.name, answer.queueMs);
-    metrics.codec(model.name, 'encode', answer.encodeMs);
-    return send(answer.body);
+  const invoke = (request: FastifyRequest, reply: FastifyReply) => {
+    const admission = admit(request);
+    return admission instanceof Promise ? admission.then((admitted) => answer(request, reply, admitted)) : answer(request, reply, admission);
   };
 
   /** `InvokeEndpointWithResponseStream`: the client's Accept travels as `X-Amzn-SageMaker-Accept`. */
