@@ -50,6 +50,25 @@ describe('client errors on churn-forest', () => {
     it(`${name}: ${status} ${code}`, async () => assertError(await invoke(server.url, body, headers), status, code));
   }
 
+  // The body parser is found by type: each type is asked twice, once after Fastify remembers it.
+  const contentTypes: Array<[string, number]> = [
+    ['text/csv', 200],
+    ['TEXT/CSV; charset=utf-8', 200],
+    ['text/csv;charset=UTF-8', 200],
+    ['image/png', 415],
+    ['no-slash', 415],
+    ['text/csv; charset', 200],
+  ];
+  for (const [contentType, status] of contentTypes) {
+    it(`a CSV row sent as "${contentType}" gets ${status}, the first time and the next`, async () => {
+      for (let time = 0; time < 2; time++) {
+        const res = await invoke(server.url, `${ROW.join(',')}\n`, { 'content-type': contentType });
+        assert.equal(res.status, status, res.text);
+        if (status !== 200) assert.equal(JSON.parse(res.text).code, 'INFERD_ERR_UNSUPPORTED_MEDIA_TYPE');
+      }
+    });
+  }
+
   it('413 names the limit and the variable', async () => {
     const res = await invoke(server.url, JSON.stringify({ instances: Array(400).fill(ROW) }), { 'content-type': 'application/json' });
     assertError(res, 413, 'INFERD_ERR_PAYLOAD_TOO_LARGE');
