@@ -1,6 +1,6 @@
 /** Checks decoded tensors against the model signature, and builds tensors from nested JSON arrays. */
 import { invalidInput, unsupportedMediaType } from '../errors.js';
-import { allocate, elementCount, type ModelSignature, type NamedTensors, type Tensor, type TensorSpec } from './tensor.js';
+import { allocate, elementCount, isFloat, type ModelSignature, type NamedTensors, type Tensor, type TensorSpec } from './tensor.js';
 import { describeValue, leafWriter } from './values.js';
 
 function expectedInputs(signature: ModelSignature): string {
@@ -94,6 +94,7 @@ export function tensorFromNested(name: string, value: unknown, spec: TensorSpec)
   const rank = dims.length;
   const data = allocate(spec.dtype, elementCount(dims));
   const write = leafWriter(spec.dtype);
+  const floats = isFloat(spec.dtype);
   // Only read to name the offending element in an error message.
   const position = new Array<number>(rank).fill(0);
   const where = (depth: number) => `input '${name}'${position.slice(0, depth).map((i) => `[${i}]`).join('')}`;
@@ -110,11 +111,28 @@ export function tensorFromNested(name: string, value: unknown, spec: TensorSpec)
       const got = Array.isArray(node) ? `${node.length} elements` : describeValue(node);
       throw invalidInput(`${where(depth)} must be an array of ${size} elements, got ${got} (arrays must be rectangular)`);
     }
-    const last = depth === rank - 1;
-    for (let i = 0; i < size; i++) {
-      position[depth] = i;
-      if (last) writeLeaf(node[i], depth + 1);
-      else fill(node[i], depth + 1);
+    if (depth < rank - 1) {
+      for (let i = 0; i < size; i++) {
+        position[depth] = i;
+        fill(node[i], depth + 1);
+      }
+    } else if (floats) {
+      // The common case, numbers into a float tensor, stored as they come: the writer would
+      // take any number as it is.
+      for (let i = 0; i < size; i++) {
+        const leaf: unknown = node[i];
+        if (typeof leaf === 'number') {
+          data[next++] = leaf;
+        } else {
+          position[depth] = i;
+          writeLeaf(leaf, depth + 1);
+        }
+      }
+    } else {
+      for (let i = 0; i < size; i++) {
+        position[depth] = i;
+        writeLeaf(node[i], depth + 1);
+      }
     }
   };
 

@@ -86,11 +86,17 @@ describe('tensorFromNested', () => {
     assert.deepEqual([...tensor.data], [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]);
   });
 
+  it('reads numbers and strings mixed in one row, each at its place', () => {
+    const tensor = tensorFromNested('x', [[1, 'NaN', 3], [-0.5, 5, 'Infinity']], spec('float64'));
+    assert.deepEqual([...tensor.data], [1, Number.NaN, 3, -0.5, 5, Number.POSITIVE_INFINITY]);
+  });
+
   const failures: { name: string; value: unknown; spec: TensorSpec; message: RegExp }[] = [
     { name: 'a ragged array', value: [[1, 2], [3]], spec: spec('float32'), message: /input 'x'\[1\] must be an array of 2 elements, got 1 elements/ },
     { name: 'a number where a row belongs', value: [[1, 2], 3], spec: spec('float32'), message: /input 'x'\[1\] must be an array of 2 elements, got 3/ },
     { name: 'an array where a number belongs', value: [[1, [2]]], spec: spec('float32'), message: /input 'x'\[0\]\[1\]: expected a number, got an array/ },
     { name: 'a string float', value: [['1.5']], spec: spec('float32'), message: /input 'x'\[0\]\[0\]: expected a number, got string "1.5"/ },
+    { name: 'a string float after numbers', value: [[1, 2], [3, 'x']], spec: spec('float32'), message: /input 'x'\[1\]\[1\]: expected a number, got string "x"/ },
     { name: 'null', value: [null], spec: spec('float32'), message: /expected a number, got null/ },
     { name: 'a float for an int input', value: [[1, 2.5]], spec: spec('int32'), message: /input 'x'\[0\]\[1\]: expected an integer, got 2.5/ },
     { name: 'a float for int64', value: [2.5], spec: spec('int64'), message: /expected an integer, got 2.5/ },
