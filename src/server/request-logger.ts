@@ -21,8 +21,10 @@ class DeferredChildLogger {
   }
 
   #logger(): FastifyBaseLogger {
-    const parent = this.#parent instanceof DeferredChildLogger ? this.#parent.#logger() : this.#parent;
-    this.#made ??= parent.child(this.#bindings, this.#options);
+    if (this.#made === undefined) {
+      const parent = this.#parent instanceof DeferredChildLogger ? this.#parent.#logger() : this.#parent;
+      this.#made = parent.child(this.#bindings, this.#options);
+    }
     return this.#made;
   }
 

@@ -239,7 +239,7 @@ export function invocationRoutes({ dataPlane, runtime, config, metrics, load, ca
    * Not an async function itself: an async function keeps all its locals while it waits, and
    * every request of the hot path would carry those of the paths it does not take.
    */
-  const answer = (request: FastifyRequest, reply: FastifyReply, { model, body }: Admitted) => {
+  const answerAdmitted = (request: FastifyRequest, reply: FastifyReply, { model, body }: Admitted) => {
     const { headers } = request;
     const decoder = requestDecoder(headers['content-type']);
     // Only the container route streams: on the runtime route a late failure must still be a
@@ -257,7 +257,7 @@ export function invocationRoutes({ dataPlane, runtime, config, metrics, load, ca
 
   const invoke = (request: FastifyRequest, reply: FastifyReply) => {
     const admission = admit(request);
-    return admission instanceof Promise ? admission.then((admitted) => answer(request, reply, admitted)) : answer(request, reply, admission);
+    return admission instanceof Promise ? admission.then((admitted) => answerAdmitted(request, reply, admitted)) : answerAdmitted(request, reply, admission);
   };
 
   /** `InvokeEndpointWithResponseStream`: the client's Accept travels as `X-Amzn-SageMaker-Accept`. */
