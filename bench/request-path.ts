@@ -28,7 +28,7 @@ import { buildBatchedReference } from './baselines/batched-app.js';
 import { InferdModelDir } from './model-dirs.js';
 import { SCENARIO_IDS, type ScenarioId } from './options.js';
 import { defineScenarios } from './scenarios.js';
-import { median } from './stats.js';
+import { median, medianWithQuartiles } from './stats.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const modelsDir = process.env.BENCH_MODELS_DIR ?? join(root, '..', 'shared', 'models');
@@ -92,12 +92,6 @@ async function slice(app: FastifyInstance, requests: number): Promise<Slice> {
   return { mainUs: mainNs / 1000 / requests, allUs: (cpu.user + cpu.system) / requests };
 }
 
-const quartiles = (values: readonly number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.round(q * (sorted.length - 1))]!;
-  return `${median(values).toFixed(3)} (quartiles ${at(0.25).toFixed(3)}-${at(0.75).toFixed(3)})`;
-};
-
 const apps: FastifyInstance[] = [];
 try {
   for (const target of targets) apps.push(await start(target));
@@ -116,9 +110,9 @@ try {
     const main = own.map((s) => s.mainUs);
     const all = own.map((s) => s.allUs);
     process.stdout.write(
-      `${target}\n  HTTP thread ${median(main).toFixed(1)} µs/request, against the first: ${quartiles(own.map((s, i) => s.mainUs / first[i]!.mainUs))}, ` +
-        `difference ${quartiles(own.map((s, i) => s.mainUs - first[i]!.mainUs))} µs\n` +
-        `  all threads ${median(all).toFixed(1)} µs/request, against the first: ${quartiles(own.map((s, i) => s.allUs / first[i]!.allUs))}\n`,
+      `${target}\n  HTTP thread ${median(main).toFixed(1)} µs/request, against the first: ${medianWithQuartiles(own.map((s, i) => s.mainUs / first[i]!.mainUs))}, ` +
+        `difference ${medianWithQuartiles(own.map((s, i) => s.mainUs - first[i]!.mainUs))} µs\n` +
+        `  all threads ${median(all).toFixed(1)} µs/request, against the first: ${medianWithQuartiles(own.map((s, i) => s.allUs / first[i]!.allUs))}\n`,
     );
   });
 } finally {

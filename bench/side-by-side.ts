@@ -24,7 +24,7 @@ import { sampleThreads, threadCpu } from './cpu.js';
 import { InferdModelDir } from './model-dirs.js';
 import { SCENARIO_IDS, type ScenarioId } from './options.js';
 import { defineScenarios } from './scenarios.js';
-import { median } from './stats.js';
+import { median, medianWithQuartiles } from './stats.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const modelsDir = process.env.BENCH_MODELS_DIR ?? join(root, '..', 'shared', 'models');
@@ -80,12 +80,6 @@ async function measure(server: ChildServer): Promise<Window> {
   return { rps: result.requests.average, mainUs: cpu.mainUsPerRequest, otherUs: cpu.otherThreads.reduce((sum, thread) => sum + thread.usPerRequest, 0) };
 }
 
-const quartiles = (values: readonly number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.round(q * (sorted.length - 1))]!;
-  return `${median(values).toFixed(3)} (quartiles ${at(0.25).toFixed(2)}-${at(0.75).toFixed(2)})`;
-};
-
 const servers: ChildServer[] = [];
 try {
   for (const target of targets) {
@@ -106,7 +100,7 @@ try {
     const own = windows[index]!;
     const first = windows[0]!;
     process.stdout.write(
-      `${target.label}: ${Math.round(median(own.map((w) => w.rps)))} requests/s, ${quartiles(own.map((w, turn) => w.rps / first[turn]!.rps))}; ` +
+      `${target.label}: ${Math.round(median(own.map((w) => w.rps)))} requests/s, ${medianWithQuartiles(own.map((w, turn) => w.rps / first[turn]!.rps))}; ` +
         `µs a request: HTTP thread ${median(own.map((w) => w.mainUs)).toFixed(1)}, other threads ${median(own.map((w) => w.otherUs)).toFixed(1)}\n`,
     );
   });

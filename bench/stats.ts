@@ -20,3 +20,10 @@ export function spread(values: readonly (number | null | undefined)[]): Spread |
   if (present.length === 0) return null;
   return { median: median(present), min: Math.min(...present), max: Math.max(...present), n: present.length };
 }
+
+/** The median of `values` with their quartiles, as the in-turn comparisons print them. */
+export function medianWithQuartiles(values: readonly number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.round(q * (sorted.length - 1))]!;
+  return `${median(values).toFixed(3)} (quartiles ${at(0.25).toFixed(3)}-${at(0.75).toFixed(3)})`;
+}

@@ -47,27 +47,31 @@ class DeferredChildLogger {
   }
 
   fatal(...args: unknown[]): void {
-    if (this.isLevelEnabled('fatal')) (this.#logger().fatal as (...a: unknown[]) => void)(...args);
+    this.#log('fatal', args);
   }
 
   error(...args: unknown[]): void {
-    if (this.isLevelEnabled('error')) (this.#logger().error as (...a: unknown[]) => void)(...args);
+    this.#log('error', args);
   }
 
   warn(...args: unknown[]): void {
-    if (this.isLevelEnabled('warn')) (this.#logger().warn as (...a: unknown[]) => void)(...args);
+    this.#log('warn', args);
   }
 
   info(...args: unknown[]): void {
-    if (this.isLevelEnabled('info')) (this.#logger().info as (...a: unknown[]) => void)(...args);
+    this.#log('info', args);
   }
 
   debug(...args: unknown[]): void {
-    if (this.isLevelEnabled('debug')) (this.#logger().debug as (...a: unknown[]) => void)(...args);
+    this.#log('debug', args);
   }
 
   trace(...args: unknown[]): void {
-    if (this.isLevelEnabled('trace')) (this.#logger().trace as (...a: unknown[]) => void)(...args);
+    this.#log('trace', args);
+  }
+
+  #log(level: Level, args: unknown[]): void {
+    if (this.isLevelEnabled(level)) (this.#logger()[level] as (...a: unknown[]) => void)(...args);
   }
 
   silent(): void {}
