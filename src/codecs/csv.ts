@@ -4,6 +4,7 @@
  */
 import { invalidInput, malformedBody, unsupportedMediaType } from '../errors.js';
 import type { DecodedRequest, RequestDecoder, ResponseEncoder } from './codec.js';
+import { DIGIT_0, DOT, EXACT_POWERS_OF_TEN, MAX_EXACT_DIGITS, MINUS } from './decimal.js';
 import { csvRecord, outputColumns } from './rows.js';
 import { checkInputs } from './signature-check.js';
 import { allocate, allocateShared, type DType, type ModelSignature, type TensorData, type TensorSpec } from './tensor.js';
@@ -31,17 +32,10 @@ function parseField(field: string, dtype: DType): number | string | undefined {
   return dtype === 'int64' && !Number.isSafeInteger(number) ? field.trim() : number;
 }
 
-/** Powers of ten that doubles hold exactly: 10^0 … 10^22. */
-const EXACT_POWERS_OF_TEN = Array.from({ length: 23 }, (_, k) => 10 ** k);
-const DIGIT_0 = 0x30;
-const MINUS = 0x2d;
-const DOT = 0x2e;
-
 /**
- * `[-]digits[.digits]` with at most 15 significant digits, read without making a string: most
- * CSV fields look like this, and slicing then `Number()` dominated decoding. The mantissa is then
- * an exact integer below 2^53 and 10^k exact, so one division is correctly rounded: the result is
- * the very double `Number()` gives. Anything else (exponents, spaces, NaN, long digits) returns
+ * `[-]digits[.digits]` with at most 15 significant digits, read without making a string (the
+ * very double `Number()` gives: decimal.ts): most CSV fields look like this, and slicing then
+ * `Number()` dominated decoding. Anything else (exponents, spaces, NaN, long digits) returns
  * undefined and takes the general path.
  */
 function simpleDecimal(text: string, start: number, end: number): number | undefined {
@@ -63,7 +57,7 @@ function simpleDecimal(text: string, start: number, end: number): number | undef
     digits++;
     if (fractionDigits !== -1) fractionDigits++;
   }
-  if (digits === 0 || digits > 15 || fractionDigits === 0) return undefined;
+  if (digits === 0 || digits > MAX_EXACT_DIGITS || fractionDigits === 0) return undefined;
   const value = fractionDigits > 0 ? mantissa / EXACT_POWERS_OF_TEN[fractionDigits]! : mantissa;
   return negative ? -value : value;
 }
@@ -113,7 +107,7 @@ function decodePlainDecimals(body: Buffer, dtype: 'float32' | 'float64', fixedWi
         break;
       }
     }
-    if (digits === 0 || digits > 15 || fractionDigits === 0 || count === data.length) return undefined;
+    if (digits === 0 || digits > MAX_EXACT_DIGITS || fractionDigits === 0 || count === data.length) return undefined;
     const value = fractionDigits > 0 ? mantissa / EXACT_POWERS_OF_TEN[fractionDigits]! : mantissa;
     data[count++] = negative ? -value : value;
     fields++;

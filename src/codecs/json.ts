@@ -7,6 +7,7 @@
  */
 import { InferdError, invalidInput, malformedBody } from '../errors.js';
 import type { DecodedRequest, RequestDecoder, ResponseEncoder } from './codec.js';
+import { floatInstances } from './json-instances.js';
 import { isJsonObject, tensorsFromRecords } from './records.js';
 import { jsonFlat, jsonRecord, outputColumns, signatureOutputs } from './rows.js';
 import { checkInputs, inputSpec, tensorFromNested } from './signature-check.js';
@@ -95,6 +96,15 @@ function v2Tensors(entries: unknown[], signature: ModelSignature): NamedTensors 
 
 function decodeJson(body: Buffer, signature: ModelSignature): DecodedRequest {
   if (body.length === 0) throw malformedBody('the body is empty');
+  const [only] = signature.inputs;
+  if (signature.inputs.length === 1 && only && (only.dtype === 'float32' || only.dtype === 'float64')) {
+    const tensor = floatInstances(body, only.dtype);
+    if (tensor) {
+      const inputs = { [only.name]: tensor };
+      checkInputs(inputs, signature);
+      return { inputs, style: 'predictions' };
+    }
+  }
   return decodeJsonValue(parseJson(body.toString('utf8'), 'the body'), signature);
 }
 
