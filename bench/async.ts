@@ -11,6 +11,13 @@
  *   BENCH_ASYNC_REQUESTS=2000 npm run bench:async
  *   BENCH_ASYNC_CPU_PROF=/tmp/prof npm run bench:async   (each server under `node --cpu-prof`,
  *     its profiles in that folder, for Chrome DevTools; the profiler slows it: read shares)
+ *   BENCH_ASYNC_QUEUES=sqlite npm run bench:async   (only the queues named, comma-separated)
+ *
+ * Every request writes a new file, so the file system's cost of making one is part of what is
+ * measured. On an ext4 without a journal (this project's machines) a file deleted in the last
+ * 60 s to 6 min makes each new one cost more (the kernel steps over recently freed inodes): a
+ * run just after `npm test`, another run, or a Redis run (which deletes its staged inputs)
+ * measures that. docs/async.md#measured says how much.
  *
  * Results: bench/results/<timestamp>-async.{json,md}.
  */
@@ -151,8 +158,11 @@ const { lines } = readCsvRows(join(options.modelsDir, 'churn-requests.csv'));
 const body = `${lines[0]}\n`;
 const root = await mkdtemp(join(tmpdir(), 'inferd-bench-async-'));
 try {
-  const queues: Array<'sqlite' | 'redis'> = existsSync(REDIS) ? ['sqlite', 'redis'] : ['sqlite'];
-  if (!existsSync(REDIS)) log('no .tools/bin/redis-server (run `bash scripts/install-test-tools.sh`): Redis skipped');
+  const named = (process.env.BENCH_ASYNC_QUEUES ?? 'sqlite,redis').split(',').map((queue) => queue.trim());
+  const unknown = named.filter((queue) => queue !== 'sqlite' && queue !== 'redis');
+  if (unknown.length > 0) throw new Error(`BENCH_ASYNC_QUEUES: unknown queue ${unknown.join(', ')}; name sqlite, redis or both`);
+  const queues = (['sqlite', 'redis'] as const).filter((queue) => named.includes(queue) && (queue === 'sqlite' || existsSync(REDIS)));
+  if (named.includes('redis') && !existsSync(REDIS)) log('no .tools/bin/redis-server (run `bash scripts/install-test-tools.sh`): Redis skipped');
   // Alternated, SQLite then Redis, round after round, each run real time then async on one fresh
   // server: the ratio is taken within a run, so a slowdown of the machine hits both sides of it.
   const runs: Array<QueueRun & { round: number }> = [];
@@ -191,7 +201,7 @@ try {
       return `| ${queue} | ${range(mine.map((r) => r.realtimeRps), count)} | ${range(mine.map((r) => r.acceptedRps), count)} | ${range(mine.map((r) => r.completedRps), count)} | ${range(mine.map((r) => r.completedRps / r.realtimeRps), (v) => `${v.toFixed(2)}×`)} | ${ms(middle.backlogMs.p50)} / ${ms(middle.backlogMs.p95)} | ${mine.reduce((sum, r) => sum + r.failed, 0)} |`;
     }),
     '',
-    `Reproduce: \`BENCH_ROUNDS=${options.rounds} BENCH_ASYNC_REQUESTS=${requests} npm run bench:async\`.`,
+    `Reproduce: \`BENCH_ROUNDS=${options.rounds} BENCH_ASYNC_REQUESTS=${requests}${process.env.BENCH_ASYNC_QUEUES ? ` BENCH_ASYNC_QUEUES=${process.env.BENCH_ASYNC_QUEUES}` : ''} npm run bench:async\`.`,
     '',
   ].join('\n');
   await saveResults('async', result.date, result, markdown);
