@@ -2,7 +2,8 @@
  * The JSON body most clients send, `{"instances": [[0.5, -2, ...], ...]}` for a model with one
  * float input, read in one pass over its bytes straight into the tensor. `JSON.parse` built an
  * array per row and a number per value that `tensorFromNested` then copied: for 64 rows of 20
- * features that was about 70 µs of the HTTP thread's time, this reader about 20.
+ * features that was 67–89 µs of the HTTP thread's time, this reader 26–27 with the signature
+ * check (bench/results/2026-12-06T0931-json-instances.md).
  */
 import { DIGIT_0, DOT, EXACT_POWERS_OF_TEN, MAX_EXACT_DIGITS, MINUS } from './decimal.js';
 import { allocateShared, type Tensor } from './tensor.js';
@@ -27,7 +28,7 @@ const MAX_RANK = 32;
 
 /**
  * Values land here before the tensor is cut to their count: reused across requests, so that the
- * count need not be known first. Kept only up to a size that costs nothing to hold.
+ * count need not be known first. Kept only up to 512 KB; a larger request grows a copy of its own.
  */
 const SCRATCH_KEPT_VALUES = 64 * 1024;
 let scratch = new Float64Array(1024);
