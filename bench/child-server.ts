@@ -26,6 +26,8 @@ export async function freePort(): Promise<number> {
 export interface ChildServerOptions {
   /** Every chunk of the child's stdout, from its first byte (the tail kept for errors is not enough). */
   readonly onStdout?: (chunk: Buffer) => void;
+  /** Runs once the child has exited, from `stop`: removes what was made for it (a capture destination). */
+  readonly afterExit?: () => Promise<void>;
 }
 
 export class ChildServer {
@@ -33,6 +35,7 @@ export class ChildServer {
   readonly #exited: Promise<void>;
   #output = '';
   #hasExited = false;
+  #afterExit: (() => Promise<void>) | undefined;
 
   private constructor(
     args: readonly string[],
@@ -45,6 +48,7 @@ export class ChildServer {
     this.#child.stdout!.on('data', keepTail);
     this.#child.stderr!.on('data', keepTail);
     if (options.onStdout) this.#child.stdout!.on('data', options.onStdout);
+    this.#afterExit = options.afterExit;
     this.#exited = new Promise((resolve) =>
       this.#child.once('exit', () => {
         this.#hasExited = true;
@@ -81,12 +85,16 @@ export class ChildServer {
     return this.#child.pid!;
   }
 
-  /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. */
+  /** SIGTERM, then SIGKILL if it has not exited after `graceMs`; then `afterExit`, once. */
   async stop(graceMs = 30_000): Promise<void> {
-    if (this.#hasExited) return;
-    this.#child.kill('SIGTERM');
-    const killed = setTimeout(() => this.#child.kill('SIGKILL'), graceMs);
-    await this.#exited;
-    clearTimeout(killed);
+    if (!this.#hasExited) {
+      this.#child.kill('SIGTERM');
+      const killed = setTimeout(() => this.#child.kill('SIGKILL'), graceMs);
+      await this.#exited;
+      clearTimeout(killed);
+    }
+    const afterExit = this.#afterExit;
+    this.#afterExit = undefined;
+    await afterExit?.();
   }
 }

@@ -4,11 +4,11 @@
  * HTTP ceiling, and for compute-bound models the in-process ceiling.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ChildServer, freePort } from './child-server.js';
+import { ChildServer, freePort, type ChildServerOptions } from './child-server.js';
 import type { CeilingRequest, CeilingResult } from './in-process-ceiling.js';
 import type { InferdModelDir } from './model-dirs.js';
 import { REPO_ROOT, type BenchOptions } from './options.js';
@@ -57,9 +57,9 @@ export function defaultServerThreads(options: BenchOptions): ServerThreads {
   return { workers, intraOpNumThreads: 1 };
 }
 
-async function startInferd(context: TargetContext, env: Record<string, string>): Promise<ChildServer> {
+async function startInferd(context: TargetContext, env: Record<string, string>, options?: ChildServerOptions): Promise<ChildServer> {
   const port = await freePort();
-  return ChildServer.start([INFERD_MAIN, 'serve', '--model-dir', context.modelDir.path, '--port', String(port)], env, port);
+  return ChildServer.start([INFERD_MAIN, 'serve', '--model-dir', context.modelDir.path, '--port', String(port)], env, port, undefined, options);
 }
 
 async function startBaseline(entry: string, { scenario, inlineThreads }: TargetContext, options: BenchOptions): Promise<ChildServer> {
@@ -84,13 +84,19 @@ export function httpTargets(options: BenchOptions): HttpTarget[] {
       appliesTo: (scenario) => scenario.measuresCapture === true,
       start: async (context) => {
         const root = await mkdtemp(join(tmpdir(), 'inferd-bench-capture-'));
-        return startInferd(context, {
-          ...batchingEnv,
-          INFERD_CAPTURE_ENABLED: 'true',
-          INFERD_CAPTURE_SAMPLING_PERCENTAGE: '100',
-          INFERD_CAPTURE_DESTINATION: join(root, 'capture'),
-          INFERD_CAPTURE_SPOOL_DIR: join(root, 'spool'),
-        });
+        // A round's capture is over 100 MB: gone with its server.
+        const afterExit = () => rm(root, { recursive: true, force: true });
+        return startInferd(
+          context,
+          {
+            ...batchingEnv,
+            INFERD_CAPTURE_ENABLED: 'true',
+            INFERD_CAPTURE_SAMPLING_PERCENTAGE: '100',
+            INFERD_CAPTURE_DESTINATION: join(root, 'capture'),
+            INFERD_CAPTURE_SPOOL_DIR: join(root, 'spool'),
+          },
+          { afterExit },
+        );
       },
     },
     {
